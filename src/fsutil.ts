@@ -1,0 +1,70 @@
+/**
+ * Small durable-file helpers shared by the manifest, runs and the WAL.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/**
+ * fsyncs a directory so that a create, rename or unlink inside it is durable.
+ * Platforms that cannot open a directory for fsync are tolerated (the call is then a no-op).
+ *
+ * @example
+ * ```ts
+ * await fsyncDir("./data/runs");
+ * ```
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(dir, "r");
+    await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EPERM" && code !== "EBADF") throw err;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * Writes `bytes` to `file` atomically: temp file, fsync, rename over, fsync the directory.
+ * After it resolves, a crash leaves either the old or the new content, never a mix.
+ *
+ * @param beforeRename called between the temp file's fsync and the rename (crash-test hook).
+ * @example
+ * ```ts
+ * await writeFileAtomic("./data/MANIFEST", new TextEncoder().encode("{}"));
+ * ```
+ */
+export async function writeFileAtomic(file: string, bytes: Uint8Array, beforeRename?: () => void): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${process.pid}`);
+  const handle = await fs.promises.open(tmp, "w");
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  beforeRename?.();
+  await fs.promises.rename(tmp, file);
+  await fsyncDir(dir);
+}
+
+/**
+ * Creates a directory (and parents) and makes its entry durable in its parent.
+ *
+ * @example
+ * ```ts
+ * await ensureDir("./data/runs/day=2024-01-15");
+ * ```
+ */
+export async function ensureDir(dir: string): Promise<void> {
+  if (fs.existsSync(dir)) return;
+  const parent = path.dirname(dir);
+  if (parent !== dir) await ensureDir(parent);
+  await fs.promises.mkdir(dir, { recursive: true });
+  await fsyncDir(parent);
+}

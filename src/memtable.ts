@@ -1,0 +1,210 @@
+/**
+ * The memtable: readings in memory, column by column, from the WAL segment that is (or was) current.
+ *
+ * Columns live in growable typed arrays (ids dictionary-encoded), which is exactly Arrow's memory
+ * layout: turning rows into an Arrow table is zero-copy, and Arrow IPC hands them to Polars.
+ * Duplicates are kept (each row carries its sequence number); they are resolved at flush and query.
+ *
+ * Contract: a memtable takes appends until `seal()`; after that it never changes, so any frame taken
+ * from it stays valid. One memtable belongs to exactly one WAL segment (`id`), so once the memtable's
+ * run is in the manifest, that segment can be deleted.
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+import pl from "nodejs-polars";
+import { Buffer } from "node:buffer";
+import type { Reading } from "./reading.ts";
+
+const DAY_MS = 86_400_000;
+
+/** Per UTC day statistics of a memtable (the flush writes one run per day). */
+export interface DayStats {
+  rows: number;
+  minTs: number;
+  maxTs: number;
+}
+
+class StringDictionary {
+  readonly values: string[] = [];
+  private readonly index = new Map<string, number>();
+  bytes = 0;
+  code(value: string): number {
+    let code = this.index.get(value);
+    if (code === undefined) {
+      code = this.values.length;
+      this.values.push(value);
+      this.index.set(value, code);
+      this.bytes += value.length * 2 + 64;
+    }
+    return code;
+  }
+}
+
+/**
+ * An append-only columnar buffer of readings.
+ *
+ * @example
+ * ```ts
+ * const m = new Memtable(1);
+ * m.append([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15), heartRate: 70 }], 1);
+ * m.rows; // 1
+ * ```
+ */
+export class Memtable {
+  /** The WAL segment whose records this memtable holds. */
+  readonly id: number;
+  readonly createdAt: number;
+  rows = 0;
+  minTs = Infinity;
+  maxTs = -Infinity;
+  minSeq = Infinity;
+  maxSeq = 0;
+  /** UTC day number (ms / 86,400,000) -> statistics. */
+  readonly days = new Map<number, DayStats>();
+  private sealed = false;
+  private readonly users = new StringDictionary();
+  private readonly devices = new StringDictionary();
+  private userCodes = new Int32Array(1024);
+  private deviceCodes = new Int32Array(1024);
+  private ts = new Float64Array(1024);
+  private hr = new Float64Array(1024);
+  private seq = new Float64Array(1024);
+  /** Polars frames covering rows [0, framedRows), built lazily for queries. */
+  private chunks: pl.DataFrame[] = [];
+  private framedRows = 0;
+
+  constructor(id: number, now: number = Date.now()) {
+    this.id = id;
+    this.createdAt = now;
+  }
+
+  /**
+   * Appends readings; reading i gets sequence `firstSeq + i`.
+   * Pre: not sealed; readings already validated.
+   */
+  append(readings: readonly Reading[], firstSeq: number): void {
+    if (this.sealed) throw new Error(`memtable ${this.id} is sealed`);
+    const n = readings.length;
+    this.reserve(this.rows + n);
+    let row = this.rows;
+    let lastDay = NaN;
+    let stats: DayStats | undefined;
+    for (let i = 0; i < n; i++, row++) {
+      const r = readings[i];
+      const t = r.ts;
+      this.userCodes[row] = this.users.code(r.userId);
+      this.deviceCodes[row] = this.devices.code(r.deviceId);
+      this.ts[row] = t;
+      this.hr[row] = r.heartRate;
+      this.seq[row] = firstSeq + i;
+      if (t < this.minTs) this.minTs = t;
+      if (t > this.maxTs) this.maxTs = t;
+      const day = Math.floor(t / DAY_MS);
+      if (day !== lastDay) {
+        stats = this.days.get(day);
+        if (!stats) {
+          stats = { rows: 0, minTs: t, maxTs: t };
+          this.days.set(day, stats);
+        }
+        lastDay = day;
+      }
+      stats!.rows++;
+      if (t < stats!.minTs) stats!.minTs = t;
+      if (t > stats!.maxTs) stats!.maxTs = t;
+    }
+    this.rows = row;
+    if (n > 0) {
+      if (firstSeq < this.minSeq) this.minSeq = firstSeq;
+      if (firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
+    }
+  }
+
+  /** Makes the memtable immutable. */
+  seal(): void {
+    this.sealed = true;
+  }
+
+  get isSealed(): boolean {
+    return this.sealed;
+  }
+
+  /** An estimate of the memory this memtable holds, in bytes. */
+  approxBytes(): number {
+    return this.ts.length * 32 + this.users.bytes + this.devices.bytes + this.framedRows * 48;
+  }
+
+  /**
+   * The rows [from, to) as an Arrow table with columns user_id, device_id (dictionary-encoded
+   * strings), ts (float64 ms), heart_rate (float64), seq (float64).
+   */
+  toArrow(from = 0, to = this.rows): arrow.Table {
+    const n = to - from;
+    const dict = (codes: Int32Array, values: string[]) =>
+      arrow.makeVector(arrow.makeData({
+        type: new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()),
+        length: n,
+        nullCount: 0,
+        data: codes.subarray(from, to),
+        dictionary: arrow.vectorFromArray(values, new arrow.Utf8()),
+      }));
+    return new arrow.Table({
+      user_id: dict(this.userCodes, this.users.values),
+      device_id: dict(this.deviceCodes, this.devices.values),
+      ts: arrow.makeVector(this.ts.subarray(from, to)),
+      heart_rate: arrow.makeVector(this.hr.subarray(from, to)),
+      seq: arrow.makeVector(this.seq.subarray(from, to)),
+    });
+  }
+
+  /**
+   * Polars frames (raw memtable schema, see toArrow) covering every row appended so far.
+   * Only rows added since the last call are converted; frames already handed out never change.
+   */
+  frames(): pl.DataFrame[] {
+    if (this.framedRows < this.rows) {
+      if (this.chunks.length >= 16) {
+        this.chunks = [arrowToPolars(this.toArrow(0, this.rows))];
+      } else {
+        this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
+      }
+      this.framedRows = this.rows;
+    }
+    return this.chunks.slice();
+  }
+
+  /** Drops cached frames (after the memtable has been flushed and is no longer queried). */
+  release(): void {
+    this.chunks = [];
+    this.framedRows = 0;
+  }
+
+  private reserve(need: number): void {
+    if (need <= this.ts.length) return;
+    let cap = this.ts.length;
+    while (cap < need) cap *= 2;
+    const grow = <T extends Int32Array | Float64Array>(old: T, make: (n: number) => T): T => {
+      const next = make(cap);
+      next.set(old.subarray(0, this.rows) as never);
+      return next;
+    };
+    this.userCodes = grow(this.userCodes, (c) => new Int32Array(c));
+    this.deviceCodes = grow(this.deviceCodes, (c) => new Int32Array(c));
+    this.ts = grow(this.ts, (c) => new Float64Array(c));
+    this.hr = grow(this.hr, (c) => new Float64Array(c));
+    this.seq = grow(this.seq, (c) => new Float64Array(c));
+  }
+}
+
+/**
+ * Hands an Arrow table to Polars through an IPC stream (one copy, no per-row work).
+ *
+ * @example
+ * ```ts
+ * const df = arrowToPolars(memtable.toArrow());
+ * ```
+ */
+export function arrowToPolars(table: arrow.Table): pl.DataFrame {
+  const bytes = arrow.tableToIPC(table, "stream");
+  return pl.readIPCStream(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}

@@ -1,0 +1,159 @@
+/**
+ * A run: one immutable Parquet file of readings from a single UTC day, sorted by
+ * (user_id, timestamp, device_id), with no two rows of the same identity.
+ *
+ * Schema (docs/format/run.md): user_id string, device_id string, timestamp datetime[ms] (UTC),
+ * heart_rate float64, seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
+ *
+ * Files live at `runs/day=YYYY-MM-DD/L<level>-<id>.parquet` (Hive-style partitioning). A run is
+ * written under a dot-prefixed temp name, fsync'd, renamed, and the directory fsync'd; only then can
+ * the manifest name it. A file the manifest does not name is an orphan and is removed at start-up.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import pl from "nodejs-polars";
+import { crashPoint, type CrashPoint } from "./crash.ts";
+import { ensureDir, fsyncDir } from "./fsutil.ts";
+
+/** Rows per Parquet row group: small enough to prune by user and time, large enough to compress. */
+export const ROW_GROUP_ROWS = 65_536;
+/** Milliseconds in a UTC day. */
+export const DAY_MS = 86_400_000;
+
+/** What the manifest records about one run. */
+export interface RunMeta {
+  id: number;
+  /** UTC day, `YYYY-MM-DD`. */
+  day: string;
+  level: number;
+  /** Path relative to the data directory. */
+  file: string;
+  rows: number;
+  minTs: number;
+  maxTs: number;
+  minSeq: number;
+  maxSeq: number;
+  bytes: number;
+}
+
+/**
+ * The UTC day (`YYYY-MM-DD`) of a day number (ms / DAY_MS).
+ *
+ * @example
+ * ```ts
+ * dayName(19737); // "2024-01-15"
+ * ```
+ */
+export function dayName(dayNumber: number): string {
+  return new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * The relative path of a run file.
+ *
+ * @example
+ * ```ts
+ * runFile("2024-01-15", 0, 7); // "runs/day=2024-01-15/L0-00000007.parquet"
+ * ```
+ */
+export function runFile(day: string, level: number, id: number): string {
+  return `runs/day=${day}/L${level}-${String(id).padStart(8, "0")}.parquet`;
+}
+
+/**
+ * Writes the rows of `lf` (already in run schema and order) as run `file` under `dataDir` and
+ * returns its metadata. When it resolves the file is durable under its final name.
+ *
+ * @param points crash points passed after the sink and after the rename.
+ * @example
+ * ```ts
+ * const meta = await writeRun(dir, lf, { id: 3, day: "2024-01-15", level: 0 });
+ * ```
+ */
+export async function writeRun(
+  dataDir: string,
+  lf: pl.LazyDataFrame,
+  ident: { id: number; day: string; level: number },
+  points: { afterSink: CrashPoint; afterRename: CrashPoint } = { afterSink: "flush-after-sink", afterRename: "flush-after-rename" },
+): Promise<RunMeta> {
+  const file = runFile(ident.day, ident.level, ident.id);
+  const full = path.join(dataDir, file);
+  const dir = path.dirname(full);
+  await ensureDir(dir);
+  const tmp = path.join(dir, `.tmp-${path.basename(full)}`);
+  await lf.sinkParquet(tmp, {
+    compression: "zstd",
+    statistics: true,
+    rowGroupSize: ROW_GROUP_ROWS,
+    syncOnClose: "data",
+  } as Parameters<pl.LazyDataFrame["sinkParquet"]>[1]).collect();
+  crashPoint(points.afterSink);
+  await fs.promises.rename(tmp, full);
+  await fsyncDir(dir);
+  crashPoint(points.afterRename);
+  const stats = await runStats(full);
+  const bytes = (await fs.promises.stat(full)).size;
+  return { ...ident, file, bytes, ...stats };
+}
+
+/**
+ * Reads a run file's row count and timestamp / sequence bounds (mostly from Parquet metadata).
+ *
+ * @example
+ * ```ts
+ * const { rows, minTs, maxTs } = await runStats("./data/runs/day=2024-01-15/L0-00000001.parquet");
+ * ```
+ */
+export async function runStats(fullPath: string): Promise<{ rows: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }> {
+  const ctx = pl.SQLContext({ r: pl.scanParquet(fullPath) });
+  const lf = ctx.execute(
+    "SELECT COUNT(*) AS rows, MIN(CAST(timestamp AS BIGINT)) AS min_ts, MAX(CAST(timestamp AS BIGINT)) AS max_ts, MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM r",
+  );
+  const df = await checked(lf).collect();
+  const row = df.toRecords()[0] as Record<string, number | null>;
+  return {
+    rows: Number(row.rows ?? 0),
+    minTs: Number(row.min_ts ?? 0),
+    maxTs: Number(row.max_ts ?? 0),
+    minSeq: Number(row.min_seq ?? 0),
+    maxSeq: Number(row.max_seq ?? 0),
+  };
+}
+
+/**
+ * Throws the error a Polars SQL plan carries (SQLContext returns errors instead of throwing).
+ *
+ * @example
+ * ```ts
+ * const lf = checked(ctx.execute("SELECT 1"));
+ * ```
+ */
+export function checked(lf: pl.LazyDataFrame): pl.LazyDataFrame {
+  const inner = (lf as unknown as { _ldf: unknown })._ldf;
+  if (inner instanceof Error) throw inner;
+  return lf;
+}
+
+/**
+ * Lists every file under `runs/` (relative paths), including temp files.
+ *
+ * @example
+ * ```ts
+ * const files = await listRunFiles("./data");
+ * ```
+ */
+export async function listRunFiles(dataDir: string): Promise<string[]> {
+  const root = path.join(dataDir, "runs");
+  if (!fs.existsSync(root)) return [];
+  const out: string[] = [];
+  for (const dayDir of await fs.promises.readdir(root, { withFileTypes: true })) {
+    if (!dayDir.isDirectory()) {
+      out.push(`runs/${dayDir.name}`);
+      continue;
+    }
+    for (const f of await fs.promises.readdir(path.join(root, dayDir.name))) out.push(`runs/${dayDir.name}/${f}`);
+  }
+  return out;
+}
