@@ -1,0 +1,519 @@
+/**
+ * The storage engine: WAL + memtables + runs + manifest, and the query over all of them.
+ * It knows nothing of HTTP.
+ *
+ * Write contract: when `write()` resolves, every reading of the call is in the WAL on disk (fsync'd
+ * in the default mode) and visible to every query that starts afterwards. Readings get increasing
+ * sequence numbers in call order; the highest sequence of an identity wins everywhere.
+ *
+ * Life of a reading: WAL segment k + memtable k (same number) -> memtable k sealed when full or old
+ * -> flushed off the request path as one run per UTC day -> manifest names the runs and records that
+ * segments <= k are covered -> segment files <= k deleted -> compaction merges runs of a day.
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import pl from "nodejs-polars";
+import type { Config } from "./config.ts";
+import { crashPoint, armCrashPoint } from "./crash.ts";
+import { ensureDir } from "./fsutil.ts";
+import type { Logger } from "./logger.ts";
+import { readManifest, writeManifest, type ManifestData } from "./manifest.ts";
+import { Memtable } from "./memtable.ts";
+import { priorityFrame, runQuery, type BucketPoint, type QuerySpec } from "./query.ts";
+import type { Reading } from "./reading.ts";
+import { ResultCache } from "./result-cache.ts";
+import { checked, dayName, DAY_MS, listRunFiles, writeRun, type RunMeta } from "./run.ts";
+import { Wal } from "./wal.ts";
+import { Metrics } from "./metrics.ts";
+
+/** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
+export class OverloadedError extends Error {
+  constructor(readonly retryAfterSec: number) {
+    super("memtables are at their memory budget while flushing catches up");
+    this.name = "OverloadedError";
+  }
+}
+
+/** Writes are refused because the engine is shutting down. */
+export class ShuttingDownError extends Error {
+  constructor() {
+    super("pulsedb is shutting down");
+    this.name = "ShuttingDownError";
+  }
+}
+
+/** Writes failed because the WAL could not be written or synced; nothing of the call is acknowledged. */
+export class WalWriteError extends Error {
+  constructor(readonly cause: unknown) {
+    super(`the write-ahead log could not be written: ${(cause as Error)?.message ?? cause}`);
+    this.name = "WalWriteError";
+  }
+}
+
+/** A run the engine knows, with the queries currently reading it. */
+interface RunHandle {
+  meta: RunMeta;
+  path: string;
+  readers: number;
+  /** Replaced by compaction: delete the file once no query reads it. */
+  obsolete: boolean;
+}
+
+/** A query's answer: the buckets, and whether it came from the cache. */
+export interface QueryAnswer {
+  points: BucketPoint[];
+  cached: boolean;
+  /** The JSON body, when the caller asked for it (the cache stores bodies). */
+  body?: string;
+}
+
+/**
+ * The engine. Create with `Engine.open(config, logger)`; stop with `close()`.
+ *
+ * @example
+ * ```ts
+ * const engine = await Engine.open(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
+ * await engine.write([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 75 }]);
+ * const points = await engine.query({ userId: "u", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 });
+ * await engine.close();
+ * ```
+ */
+export class Engine {
+  readonly metrics: Metrics;
+  readonly cache: ResultCache;
+  private manifest: ManifestData;
+  private readonly runs = new Map<number, RunHandle>();
+  private active: Memtable;
+  private readonly immutables: Memtable[] = [];
+  private nextSeq: number;
+  private flushLoop: Promise<void> | undefined;
+  private manifestLock: Promise<unknown> = Promise.resolve();
+  private closing = false;
+  private closed = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly prio: pl.DataFrame;
+  private compactor: { stop(): Promise<void>; noteFlush(days: readonly string[]): void } | undefined;
+  /** Bytes written by flushes and by compactions since start (write amplification). */
+  private bytesFlushed = 0;
+  bytesCompacted = 0;
+
+  private constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    private readonly wal: Wal,
+    manifest: ManifestData,
+    nextSeq: number,
+    metrics: Metrics,
+  ) {
+    this.manifest = manifest;
+    this.nextSeq = nextSeq;
+    this.metrics = metrics;
+    this.cache = new ResultCache(config.cacheEntries, config.cacheBytes);
+    this.prio = priorityFrame(config.devicePriority);
+    for (const meta of manifest.runs) this.addRun(meta);
+    this.active = new Memtable(wal.currentSegment());
+  }
+
+  /**
+   * Opens (or creates) the database in `config.dataDir` and recovers from any crash: removes
+   * half-written files, replays the WAL (cutting a torn tail), and schedules a flush of what it
+   * replayed. Resolves when the engine can serve reads and writes.
+   *
+   * @throws when the data directory is locked by a live process, or the manifest or a WAL segment
+   *   is corrupt beyond a torn tail (the message says how to recover).
+   */
+  static async open(config: Config, log: Logger, metrics: Metrics = new Metrics()): Promise<Engine> {
+    armCrashPoint(config.crashPoint);
+    const dataDir = config.dataDir;
+    await ensureDir(dataDir);
+    await takeLock(dataDir);
+    const started = performance.now();
+    const manifest = await readManifest(dataDir);
+    await removeOrphans(dataDir, manifest, log);
+    const { wal, batches, truncated } = await Wal.open({
+      dir: path.join(dataDir, "wal"),
+      syncMode: config.fsync,
+      syncIntervalMs: config.fsyncIntervalMs,
+      salvage: config.walSalvage,
+      logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields),
+    });
+    for (const t of truncated) log.warn("wal torn tail cut", { ...t });
+    // Segments the manifest says are covered may survive a crash before their deletion.
+    await wal.deleteSegmentsThrough(Math.min(manifest.walSegment, wal.currentSegment() - 1));
+    let maxSeq = manifest.flushedSeq;
+    for (const r of manifest.runs) maxSeq = Math.max(maxSeq, r.maxSeq);
+    const replay = new Memtable(wal.currentSegment() - 1);
+    let replayed = 0;
+    for (const b of batches) {
+      const last = b.firstSeq + b.readings.length - 1;
+      maxSeq = Math.max(maxSeq, last);
+      if (last <= manifest.flushedSeq) continue;
+      replay.append(b.readings, b.firstSeq);
+      replayed += b.readings.length;
+    }
+    const engine = new Engine(config, log, wal, manifest, maxSeq + 1, metrics);
+    if (replay.rows > 0) {
+      replay.seal();
+      engine.immutables.push(replay);
+      engine.scheduleFlush();
+    } else if (replay.id > manifest.walSegment && replay.id > 0) {
+      // Nothing to replay: older segments hold only flushed or no records.
+      await wal.deleteSegmentsThrough(replay.id);
+    }
+    log.info("recovered", {
+      dataDir,
+      runs: manifest.runs.length,
+      replayedReadings: replayed,
+      walTornTails: truncated.length,
+      nextSeq: engine.nextSeq,
+      ms: Math.round(performance.now() - started),
+    });
+    engine.timer = setInterval(() => engine.tick(), Math.min(1000, config.flushIntervalMs));
+    (engine.timer as { unref?: () => void }).unref?.();
+    return engine;
+  }
+
+  /** Attaches the background compactor (started by the caller; stopped by `close`). */
+  attachCompactor(compactor: { stop(): Promise<void>; noteFlush(days: readonly string[]): void }): void {
+    this.compactor = compactor;
+  }
+
+  /**
+   * Stores readings durably. Reading i of the call gets a higher sequence than reading i-1, so a later
+   * duplicate wins. Resolves after the WAL fsync that covers them (group commit).
+   *
+   * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk).
+   */
+  async write(readings: readonly Reading[]): Promise<void> {
+    if (this.closing) throw new ShuttingDownError();
+    if (readings.length === 0) return;
+    if (this.memoryBytes() >= this.config.memoryBudgetBytes) {
+      this.metrics.backpressure.inc();
+      this.rotate();
+      throw new OverloadedError(1);
+    }
+    const firstSeq = this.nextSeq;
+    this.nextSeq += readings.length;
+    const synced = this.wal.append(firstSeq, readings);
+    this.active.append(readings, firstSeq);
+    this.invalidate(readings);
+    if (this.active.rows >= this.config.memtableRows) this.rotate();
+    try {
+      await synced;
+    } catch (err) {
+      throw new WalWriteError(err);
+    }
+    crashPoint("wal-after-append");
+  }
+
+  /**
+   * Answers a query from a consistent snapshot of runs and memtables (see query.ts for the plan).
+   * Every write acknowledged before the call is reflected.
+   */
+  async query(spec: QuerySpec): Promise<BucketPoint[]> {
+    const started = performance.now();
+    const runs: RunHandle[] = [];
+    for (const h of this.runs.values()) {
+      if (!h.obsolete && h.meta.minTs < spec.end && h.meta.maxTs >= spec.start) {
+        h.readers++;
+        runs.push(h);
+      }
+    }
+    const memtables: pl.DataFrame[] = [];
+    for (const m of [...this.immutables, this.active]) {
+      if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) memtables.push(...m.frames());
+    }
+    try {
+      return await runQuery({ runs: runs.map((h) => ({ path: h.path, day: h.meta.day })), memtables }, spec, this.prio);
+    } finally {
+      for (const h of runs) this.release(h);
+      this.metrics.queryDuration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * A query through the result cache; `body` is the JSON answer or undefined for "no data".
+   * The cache is exact: see result-cache.ts.
+   */
+  async queryCached(spec: QuerySpec, render: (points: BucketPoint[]) => string): Promise<{ body: string | undefined; cached: boolean }> {
+    const key = `${spec.userId}|${spec.deviceId ?? ""}|${spec.start}|${spec.end}|${spec.bucketMs}`;
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.metrics.cacheHits.inc();
+      return { body: hit === "" ? undefined : hit, cached: true };
+    }
+    this.metrics.cacheMisses.inc();
+    const version = this.cache.version(spec.userId);
+    const points = await this.query(spec);
+    const body = points.length === 0 ? undefined : render(points);
+    this.cache.put(key, { user: spec.userId, start: spec.start, end: spec.end }, body ?? "", version);
+    return { body, cached: false };
+  }
+
+  /** Seals the active memtable (if it holds rows) and flushes everything; resolves when all is in runs. */
+  async flush(): Promise<void> {
+    this.rotate();
+    while (this.immutables.length > 0) {
+      this.scheduleFlush();
+      await this.flushLoop;
+    }
+  }
+
+  /**
+   * Stops: refuses new writes, flushes every memtable to runs, closes the WAL and releases the lock.
+   * Pre: no write is in progress that the caller still waits on (the HTTP layer drains first).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    clearInterval(this.timer);
+    await this.compactor?.stop();
+    try {
+      await this.flush();
+    } catch (err) {
+      this.log.error("flush at shutdown failed; the WAL still holds the data and start-up will replay it", { err });
+    }
+    await this.wal.close();
+    await fs.promises.rm(path.join(this.config.dataDir, "LOCK"), { force: true });
+    this.closed = true;
+    this.log.info("closed", {});
+  }
+
+  /** A snapshot of counters for /metrics and tests. */
+  stats(): { memtableRows: number; memtableBytes: number; immutableMemtables: number; runs: RunMeta[]; nextSeq: number; flushedSeq: number } {
+    return {
+      memtableRows: this.active.rows + this.immutables.reduce((s, m) => s + m.rows, 0),
+      memtableBytes: this.memoryBytes(),
+      immutableMemtables: this.immutables.length,
+      runs: this.manifest.runs.slice(),
+      nextSeq: this.nextSeq,
+      flushedSeq: this.manifest.flushedSeq,
+    };
+  }
+
+  /** The live runs of the manifest (for the compactor). */
+  liveRuns(): RunMeta[] {
+    return this.manifest.runs.slice();
+  }
+
+  /** Reserves a run id (ids are never reused while the process lives; orphans are removed at start). */
+  reserveRunId(): number {
+    return this.manifest.nextRunId++;
+  }
+
+  /**
+   * Replaces `inputs` by `outputs` in the manifest atomically (the compactor's publish step).
+   * Input files are deleted once no query reads them.
+   */
+  async replaceRuns(inputs: RunMeta[], outputs: RunMeta[]): Promise<void> {
+    const gone = new Set(inputs.map((r) => r.id));
+    await this.updateManifest((m) => ({ ...m, runs: [...m.runs.filter((r) => !gone.has(r.id)), ...outputs] }));
+    for (const meta of outputs) this.addRun(meta);
+    crashPoint("compaction-after-manifest");
+    for (const id of gone) {
+      const h = this.runs.get(id);
+      if (!h) continue;
+      h.obsolete = true;
+      this.runs.delete(id);
+      if (h.readers === 0) await this.deleteRunFile(h);
+    }
+  }
+
+  private memoryBytes(): number {
+    let bytes = this.active.approxBytes();
+    for (const m of this.immutables) bytes += m.approxBytes();
+    return bytes;
+  }
+
+  private invalidate(readings: readonly Reading[]): void {
+    if (this.cache.size === 0) {
+      // Still move versions so an in-flight query does not cache a pre-write answer.
+      for (const r of readings) this.cache.invalidate(r.userId, r.ts);
+      return;
+    }
+    const spans = new Map<string, { min: number; max: number }>();
+    for (const r of readings) {
+      const s = spans.get(r.userId);
+      if (!s) spans.set(r.userId, { min: r.ts, max: r.ts });
+      else {
+        if (r.ts < s.min) s.min = r.ts;
+        if (r.ts > s.max) s.max = r.ts;
+      }
+    }
+    for (const [user, s] of spans) this.cache.invalidate(user, s.min, s.max);
+  }
+
+  /** Seals the active memtable and starts a new one with a new WAL segment. Synchronous. */
+  private rotate(): void {
+    if (this.active.rows === 0) return;
+    const closed = this.wal.rotate();
+    if (closed !== this.active.id) throw new Error(`wal segment ${closed} != memtable ${this.active.id}`);
+    this.active.seal();
+    this.immutables.push(this.active);
+    this.active = new Memtable(this.wal.currentSegment());
+    this.scheduleFlush();
+  }
+
+  private tick(): void {
+    if (this.closing) return;
+    if (this.active.rows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
+  }
+
+  /** Brings the gauges of `metrics` up to date (called before a scrape). */
+  refreshGauges(): void {
+    const m = this.metrics;
+    m.memtableRows.set(this.active.rows + this.immutables.reduce((s, x) => s + x.rows, 0));
+    m.memtableBytes.set(this.memoryBytes());
+    m.immutableMemtables.set(this.immutables.length);
+    m.runs.reset();
+    let bytes = 0;
+    const perLevel = new Map<number, number>();
+    for (const r of this.manifest.runs) {
+      perLevel.set(r.level, (perLevel.get(r.level) ?? 0) + 1);
+      bytes += r.bytes;
+    }
+    for (const [level, n] of perLevel) m.runs.set({ level: String(level) }, n);
+    m.runBytes.set(bytes);
+    m.writeAmplification.set(this.bytesFlushed > 0 ? (this.bytesFlushed + this.bytesCompacted) / this.bytesFlushed : 0);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushLoop) return;
+    this.flushLoop = (async () => {
+      let delay = 100;
+      try {
+        while (this.immutables.length > 0) {
+          try {
+            await this.flushOne(this.immutables[0]);
+            delay = 100;
+          } catch (err) {
+            this.metrics.flushFailures.inc();
+            this.log.error("flush failed; will retry", { err, memtable: this.immutables[0].id, retryInMs: delay });
+            if (this.closing && delay > 2000) throw err;
+            await new Promise((r) => setTimeout(r, delay));
+            delay = Math.min(delay * 2, 30_000);
+          }
+        }
+      } finally {
+        this.flushLoop = undefined;
+      }
+    })();
+    this.flushLoop.catch(() => {});
+  }
+
+  /** Writes one sealed memtable as runs, publishes them, drops its WAL segment. */
+  private async flushOne(mem: Memtable): Promise<void> {
+    const started = performance.now();
+    const frames = mem.frames();
+    const metas: RunMeta[] = [];
+    for (const day of [...mem.days.keys()].sort((a, b) => a - b)) {
+      const tables: Record<string, pl.LazyDataFrame> = {};
+      frames.forEach((f, i) => (tables[`m${i}`] = f.lazy()));
+      const lo = day * DAY_MS;
+      const hi = lo + DAY_MS;
+      const union = frames.map((_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`).join(" UNION ALL ");
+      const sql =
+        `SELECT user_id, device_id, CAST(ts AS TIMESTAMP(3)) AS timestamp, heart_rate, seq FROM (` +
+        `SELECT user_id, device_id, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, ts) AS mx FROM (` +
+        `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS BIGINT) AS ts, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union}))) ` +
+        `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
+      const lf = checked(pl.SQLContext(tables).execute(sql));
+      metas.push(await writeRun(this.config.dataDir, lf, { id: this.reserveRunId(), day: dayName(day), level: 0 }));
+    }
+    await this.updateManifest((m) => ({
+      ...m,
+      runs: [...m.runs, ...metas],
+      flushedSeq: Math.max(m.flushedSeq, mem.maxSeq),
+      walSegment: Math.max(m.walSegment, mem.id),
+    }));
+    // Publish in one synchronous step: queries see either the memtable or its runs, never both/neither.
+    for (const meta of metas) this.addRun(meta);
+    this.immutables.shift();
+    mem.release();
+    crashPoint("flush-before-wal-delete");
+    await this.wal.deleteSegmentsThrough(mem.id);
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.flushes.inc();
+    const written = metas.reduce((sum, meta) => sum + meta.bytes, 0);
+    this.bytesFlushed += written;
+    this.metrics.bytesFlushed.inc(written);
+    this.metrics.flushDuration.observe(seconds);
+    this.log.info("flush", { memtable: mem.id, rows: mem.rows, runs: metas.map((m) => m.file), ms: Math.round(seconds * 1000) });
+    this.compactor?.noteFlush(metas.map((m) => m.day));
+  }
+
+  /** Serializes manifest writes (flush and compaction both publish). */
+  private updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
+    const next = this.manifestLock.then(async () => {
+      const updated = change(this.manifest);
+      updated.nextRunId = Math.max(updated.nextRunId, this.manifest.nextRunId);
+      await writeManifest(this.config.dataDir, updated);
+      this.manifest = updated;
+    });
+    this.manifestLock = next.catch(() => {});
+    return next;
+  }
+
+  private addRun(meta: RunMeta): void {
+    this.runs.set(meta.id, { meta, path: path.join(this.config.dataDir, meta.file), readers: 0, obsolete: false });
+  }
+
+  private release(h: RunHandle): void {
+    h.readers--;
+    if (h.obsolete && h.readers === 0) void this.deleteRunFile(h);
+  }
+
+  private async deleteRunFile(h: RunHandle): Promise<void> {
+    try {
+      await fs.promises.rm(h.path, { force: true });
+    } catch (err) {
+      this.log.warn("could not delete obsolete run (start-up will remove it)", { file: h.meta.file, err });
+    }
+  }
+}
+
+/** Removes run files the manifest does not name (half-written flushes and compactions). */
+async function removeOrphans(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
+  const live = new Set(manifest.runs.map((r) => r.file));
+  for (const file of await listRunFiles(dataDir)) {
+    if (live.has(file)) continue;
+    log.warn("removing orphan run file", { file });
+    await fs.promises.rm(path.join(dataDir, file), { force: true, recursive: true });
+  }
+  for (const r of manifest.runs) {
+    if (!fs.existsSync(path.join(dataDir, r.file))) {
+      throw new Error(
+        `run file ${r.file} named by the manifest is missing from ${dataDir}. ` +
+          `Restore it from a backup; pulsedb will not start without it because readings would be lost silently.`,
+      );
+    }
+  }
+  for (const f of await fs.promises.readdir(dataDir)) {
+    if (f.startsWith(".tmp-")) await fs.promises.rm(path.join(dataDir, f), { force: true });
+  }
+}
+
+/** Takes the data directory's lock file, or throws if a live process holds it. */
+async function takeLock(dataDir: string): Promise<void> {
+  const lock = path.join(dataDir, "LOCK");
+  try {
+    const pid = Number((await fs.promises.readFile(lock, "utf8")).trim());
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`data directory ${dataDir} is in use by process ${pid} (${lock}); stop it first`);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await fs.promises.writeFile(lock, String(process.pid));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
