@@ -25,15 +25,15 @@ export function freePort(): Promise<number> {
 /** "node" or "deno": which runtime runs the server under test. */
 export type Runtime = "node" | "deno";
 
-/** The command line that runs src/main.ts on a runtime. */
-export function serverCommand(runtime: Runtime): { cmd: string; args: string[] } {
+/** The command line that runs a TypeScript entry point (default src/main.ts) on a runtime. */
+export function serverCommand(runtime: Runtime, entry = "src/main.ts"): { cmd: string; args: string[] } {
   if (runtime === "deno") {
     return {
       cmd: path.join(ROOT, "node_modules/.bin/deno"),
-      args: ["run", "-A", "--quiet", path.join(ROOT, "src/main.ts")],
+      args: ["run", "-A", "--quiet", path.join(ROOT, entry)],
     };
   }
-  return { cmd: process.execPath, args: ["--import", "tsx", path.join(ROOT, "src/main.ts")] };
+  return { cmd: process.execPath, args: ["--import", "tsx", path.join(ROOT, entry)] };
 }
 
 /** A running pulsedb child. */
@@ -46,9 +46,9 @@ export interface ServerChild {
 /**
  * Starts pulsedb with `env` on a free port and waits until /health answers (bounded: 60 s).
  */
-export async function startServer(env: Record<string, string>, runtime: Runtime = "node"): Promise<ServerChild> {
+export async function startServer(env: Record<string, string>, runtime: Runtime = "node", entry = "src/main.ts"): Promise<ServerChild> {
   const port = await freePort();
-  const { cmd, args } = serverCommand(runtime);
+  const { cmd, args } = serverCommand(runtime, entry);
   const child = spawn(cmd, args, {
     cwd: ROOT,
     env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), PULSE_LOG_LEVEL: "warn", ...env },

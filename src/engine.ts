@@ -196,15 +196,21 @@ export class Engine {
     }
     const firstSeq = this.nextSeq;
     this.nextSeq += readings.length;
+    // The record goes to the current segment and the rows to its memtable, after the fsync: a write
+    // that is not durable is never visible, and a 503 means "not stored".
+    const mem = this.active;
     const synced = this.wal.append(firstSeq, readings);
-    this.active.append(readings, firstSeq);
-    this.invalidate(readings);
-    if (this.active.rows >= this.config.memtableRows) this.rotate();
+    mem.begin(readings.length);
+    if (mem.committedAndPendingRows >= this.config.memtableRows) this.rotate();
     try {
       await synced;
     } catch (err) {
+      mem.end(readings.length);
       throw new WalWriteError(err);
     }
+    mem.append(readings, firstSeq);
+    mem.end(readings.length);
+    this.invalidate(readings);
     crashPoint("wal-after-append");
   }
 
@@ -347,7 +353,7 @@ export class Engine {
 
   /** Seals the active memtable and starts a new one with a new WAL segment. Synchronous. */
   private rotate(): void {
-    if (this.active.rows === 0) return;
+    if (this.active.committedAndPendingRows === 0) return;
     const closed = this.wal.rotate();
     if (closed !== this.active.id) throw new Error(`wal segment ${closed} != memtable ${this.active.id}`);
     this.active.seal();
@@ -358,7 +364,7 @@ export class Engine {
 
   private tick(): void {
     if (this.closing) return;
-    if (this.active.rows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
+    if (this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
   }
 
   /** Brings the gauges of `metrics` up to date (called before a scrape). */
@@ -406,6 +412,7 @@ export class Engine {
   /** Writes one sealed memtable as runs, publishes them, drops its WAL segment. */
   private async flushOne(mem: Memtable): Promise<void> {
     const started = performance.now();
+    await mem.drained(); // writes begun before the seal land first
     const frames = mem.frames();
     const metas: RunMeta[] = [];
     for (const day of [...mem.days.keys()].sort((a, b) => a - b)) {

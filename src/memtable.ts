@@ -5,9 +5,11 @@
  * layout: turning rows into an Arrow table is zero-copy, and Arrow IPC hands them to Polars.
  * Duplicates are kept (each row carries its sequence number); they are resolved at flush and query.
  *
- * Contract: a memtable takes appends until `seal()`; after that it never changes, so any frame taken
- * from it stays valid. One memtable belongs to exactly one WAL segment (`id`), so once the memtable's
- * run is in the manifest, that segment can be deleted.
+ * Contract: a memtable takes new writes until `seal()`. Rows arrive after their WAL fsync, so a
+ * write begun before the seal may still land after it: `begin()` / `end()` bracket each write, and
+ * `drained()` resolves when none is in flight; only then is a sealed memtable complete and flushed.
+ * Frames already handed out never change. One memtable belongs to exactly one WAL segment (`id`), so
+ * once the memtable's runs are in the manifest, that segment can be deleted.
  *
  * @module
  */
@@ -63,6 +65,11 @@ export class Memtable {
   /** UTC day number (ms / 86,400,000) -> statistics. */
   readonly days = new Map<number, DayStats>();
   private sealed = false;
+  private flushed = false;
+  /** Writes begun (WAL append queued) but not yet appended here or abandoned. */
+  private inFlight = 0;
+  private inFlightRows = 0;
+  private waiters: Array<() => void> = [];
   private readonly users = new StringDictionary();
   private readonly devices = new StringDictionary();
   private userCodes = new Int32Array(1024);
@@ -79,12 +86,42 @@ export class Memtable {
     this.createdAt = now;
   }
 
+  /** A write of `rows` readings has been queued in this memtable's WAL segment. Pre: not sealed. */
+  begin(rows: number): void {
+    if (this.sealed) throw new Error(`memtable ${this.id} is sealed`);
+    this.inFlight++;
+    this.inFlightRows += rows;
+  }
+
+  /** The write begun with `begin(rows)` has been appended (after its fsync) or abandoned. */
+  end(rows: number): void {
+    this.inFlight--;
+    this.inFlightRows -= rows;
+    if (this.inFlight === 0) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when no write begun here is still in flight. */
+  drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Rows stored plus rows of writes in flight (for the size threshold). */
+  get committedAndPendingRows(): number {
+    return this.rows + this.inFlightRows;
+  }
+
   /**
    * Appends readings; reading i gets sequence `firstSeq + i`.
-   * Pre: not sealed; readings already validated.
+   * Pre: not yet flushed (a sealed memtable still takes the writes begun before the seal);
+   * readings already validated.
    */
   append(readings: readonly Reading[], firstSeq: number): void {
-    if (this.sealed) throw new Error(`memtable ${this.id} is sealed`);
+    if (this.flushed) throw new Error(`memtable ${this.id} is already flushed`);
     const n = readings.length;
     this.reserve(this.rows + n);
     let row = this.rows;
@@ -175,6 +212,7 @@ export class Memtable {
 
   /** Drops cached frames (after the memtable has been flushed and is no longer queried). */
   release(): void {
+    this.flushed = true;
     this.chunks = [];
     this.framedRows = 0;
   }

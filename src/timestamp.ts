@@ -10,9 +10,9 @@
 
 import { MAX_TS, MIN_TS } from "./reading.ts";
 
-// YYYY-MM-DD T HH:MM [:SS [.fraction(1-9)]] [Z | ±HH:MM | ±HHMM]. Only the shape is checked here;
+// YYYY-MM-DD T HH:MM [:SS [.fraction]] [Z | ±HH:MM | ±HHMM]. Only the shape is checked here;
 // the digits are then read by position, which avoids allocating match groups for every reading.
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?$/;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:?\d{2})?$/;
 
 /** Days in each month of a non-leap year, January first. */
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -35,7 +35,7 @@ function two(s: string, i: number): number {
  * Parses a strict RFC 3339 / ISO 8601 extended date-time into integer milliseconds since the
  * Unix epoch, UTC.
  *
- * Accepted: `YYYY-MM-DDTHH:MM`, optionally `:SS` and `.fraction` (1-9 digits, truncated to
+ * Accepted: `YYYY-MM-DDTHH:MM`, optionally `:SS` and `.fraction` (any number of digits, as RFC 3339 allows, truncated to
  * milliseconds, never rounded), `T` or `t` as separator, and an optional offset `Z`, `z`,
  * `±HH:MM` or `±HHMM` (at most ±23:59). Without an offset the time is taken as UTC.
  *

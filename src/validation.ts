@@ -32,8 +32,11 @@ export type ParseResult =
   | { ok: true; readings: Reading[]; batch: boolean }
   | { ok: false; status: 400 | 413; title: string; detail: string; errors: FieldError[] };
 
-/** At most this many field errors are listed in one answer. */
-export const MAX_ERRORS = 1000;
+/**
+ * At most this many field errors are listed in one answer: more than a full batch can produce, so
+ * every bad field of every bad reading is named (the contract asks for all of them).
+ */
+export const MAX_ERRORS = 5 * MAX_BATCH;
 /** At most this many buckets in one query answer. */
 export const MAX_BUCKETS = 100_000;
 /** The bucket widths a query may ask for, in milliseconds. */

@@ -67,7 +67,6 @@ describe("parseTimestamp", () => {
     ["2024-01-15T10:00:00+02", "offset hours only"],
     ["2024-01-15T10:00:00+02:0", "offset one minute digit"],
     ["2024-01-15T10:00:00.Z", "empty fraction"],
-    ["2024-01-15T10:00:00.1234567890Z", "10-digit fraction"],
     ["2024-01-15T10:00.5Z", "fraction without seconds"],
     [" 2024-01-15T10:00:00Z", "leading space"],
     ["2024-01-15T10:00:00Z ", "trailing space"],
