@@ -25,7 +25,7 @@ import { priorityFrame, runQuery, type BucketPoint, type QuerySpec } from "./que
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
 import { checked, dayName, DAY_MS, listRunFiles, writeRun, type RunMeta } from "./run.ts";
-import { Wal } from "./wal.ts";
+import { Wal, type WalFs } from "./wal.ts";
 import { Metrics } from "./metrics.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
@@ -50,6 +50,12 @@ export class WalWriteError extends Error {
     super(`the write-ahead log could not be written: ${(cause as Error)?.message ?? cause}`);
     this.name = "WalWriteError";
   }
+}
+
+/** Test hooks: inject faults below the engine. */
+export interface EngineHooks {
+  /** The file-system calls of the WAL (default node:fs). */
+  walFs?: WalFs;
 }
 
 /** A run the engine knows, with the queries currently reading it. */
@@ -124,7 +130,7 @@ export class Engine {
    * @throws when the data directory is locked by a live process, or the manifest or a WAL segment
    *   is corrupt beyond a torn tail (the message says how to recover).
    */
-  static async open(config: Config, log: Logger, metrics: Metrics = new Metrics()): Promise<Engine> {
+  static async open(config: Config, log: Logger, metrics: Metrics = new Metrics(), hooks: EngineHooks = {}): Promise<Engine> {
     armCrashPoint(config.crashPoint);
     const dataDir = config.dataDir;
     await ensureDir(dataDir);
@@ -137,6 +143,7 @@ export class Engine {
       syncMode: config.fsync,
       syncIntervalMs: config.fsyncIntervalMs,
       salvage: config.walSalvage,
+      fs: hooks.walFs,
       logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields),
     });
     for (const t of truncated) log.warn("wal torn tail cut", { ...t });

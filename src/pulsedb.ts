@@ -5,7 +5,7 @@
  */
 import { Compactor } from "./compactor.ts";
 import type { Config } from "./config.ts";
-import { Engine } from "./engine.ts";
+import { Engine, type EngineHooks } from "./engine.ts";
 import type { Logger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -25,8 +25,8 @@ export interface PulseDb {
  * await engine.close();
  * ```
  */
-export async function openPulseDb(config: Config, log: Logger, metrics: Metrics = new Metrics()): Promise<PulseDb> {
-  const engine = await Engine.open(config, log, metrics);
+export async function openPulseDb(config: Config, log: Logger, metrics: Metrics = new Metrics(), hooks: EngineHooks = {}): Promise<PulseDb> {
+  const engine = await Engine.open(config, log, metrics, hooks);
   let compactor: Compactor | undefined;
   if (config.compaction) {
     compactor = new Compactor(engine, { trigger: config.compactionTrigger, settleMs: config.compactionSettleMs });
