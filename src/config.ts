@@ -37,6 +37,8 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   /** Start even if a WAL segment is corrupt in the middle, cutting it at the corruption. */
   walSalvage: boolean;
+  /** Operator-requested recovery at start-up: "rebuild-manifest" rebuilds MANIFEST from the run files. */
+  recovery: "none" | "rebuild-manifest";
   /** Test-only: the name of a crash point at which the process kills itself. */
   crashPoint: string | undefined;
 }
@@ -59,6 +61,7 @@ export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: s
   { name: "PULSE_COMPACTION", default: "on", meaning: "`off` disables background compaction." },
   { name: "PULSE_COMPACTION_SETTLE_MS", default: "60000", meaning: "A day with several runs and no new flush for this long is merged into one run." },
   { name: "PULSE_LOG_LEVEL", default: "info", meaning: "debug, info, warn, error or silent." },
+  { name: "PULSE_RECOVERY", default: "none", meaning: "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md." },
   { name: "PULSE_WAL_SALVAGE", default: "0", meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows)." },
 ];
 
@@ -109,6 +112,7 @@ const schema = z.object({
   PULSE_COMPACTION_SETTLE_MS: intIn(0, 86_400_000).default(60_000),
   PULSE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   PULSE_WAL_SALVAGE: z.enum(["0", "1"]).default("0"),
+  PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
 });
 
@@ -153,6 +157,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     compactionSettleMs: e.PULSE_COMPACTION_SETTLE_MS,
     logLevel: e.PULSE_LOG_LEVEL,
     walSalvage: e.PULSE_WAL_SALVAGE === "1",
+    recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
   };
 }

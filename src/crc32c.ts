@@ -42,11 +42,25 @@ function buildTables(): Uint32Array {
  * ```
  */
 export function crc32c(bytes: Uint8Array, start = 0, end: number = bytes.length): number {
+  return crc32cUpdate(0, bytes, start, end);
+}
+
+/**
+ * Continues a CRC-32C: `crc32cUpdate(crc32c(a), b)` equals `crc32c(a + b)`, so a large file can be
+ * checksummed chunk by chunk. Start from 0.
+ *
+ * @example
+ * ```ts
+ * let crc = 0;
+ * for (const chunk of chunks) crc = crc32cUpdate(crc, chunk);
+ * ```
+ */
+export function crc32cUpdate(previous: number, bytes: Uint8Array, start = 0, end: number = bytes.length): number {
   if (!(start >= 0 && start <= end && end <= bytes.length)) {
     throw new RangeError(`crc32c: bad range [${start}, ${end}) for ${bytes.length} bytes`);
   }
   const t = TABLES;
-  let crc = -1; // 0xFFFFFFFF as int32
+  let crc = ~previous; // 0 -> 0xFFFFFFFF as int32
   let i = start;
   const end8 = start + ((end - start) & ~7);
   for (; i < end8; i += 8) {

@@ -19,12 +19,13 @@ import type { Config } from "./config.ts";
 import { crashPoint, armCrashPoint } from "./crash.ts";
 import { ensureDir } from "./fsutil.ts";
 import type { Logger } from "./logger.ts";
-import { readManifest, writeManifest, type ManifestData } from "./manifest.ts";
+import { MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
+import { rebuildManifest } from "./recovery.ts";
 import { Memtable } from "./memtable.ts";
 import { priorityFrame, runQuery, type BucketPoint, type QuerySpec } from "./query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
-import { checked, dayName, DAY_MS, listRunFiles, writeRun, type RunMeta } from "./run.ts";
+import { checked, dayName, DAY_MS, listRunFiles, verifyRun, writeRun, type RunMeta } from "./run.ts";
 import { Wal, type WalFs } from "./wal.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -136,7 +137,7 @@ export class Engine {
     await ensureDir(dataDir);
     await takeLock(dataDir);
     const started = performance.now();
-    const manifest = await readManifest(dataDir);
+    const manifest = config.recovery === "rebuild-manifest" ? await rebuildManifest(dataDir, log) : await readManifestOrRefuse(dataDir);
     await removeOrphans(dataDir, manifest, log);
     const { wal, batches, truncated } = await Wal.open({
       dir: path.join(dataDir, "wal"),
@@ -488,7 +489,10 @@ export class Engine {
   }
 }
 
-/** Removes run files the manifest does not name (half-written flushes and compactions). */
+/**
+ * Removes run files the manifest does not name (half-written flushes and compactions), and checks
+ * that every run it names is whole (size and checksum).
+ */
 async function removeOrphans(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
   const live = new Set(manifest.runs.map((r) => r.file));
   for (const file of await listRunFiles(dataDir)) {
@@ -496,17 +500,29 @@ async function removeOrphans(dataDir: string, manifest: ManifestData, log: Logge
     log.warn("removing orphan run file", { file });
     await fs.promises.rm(path.join(dataDir, file), { force: true, recursive: true });
   }
-  for (const r of manifest.runs) {
-    if (!fs.existsSync(path.join(dataDir, r.file))) {
-      throw new Error(
-        `run file ${r.file} named by the manifest is missing from ${dataDir}. ` +
-          `Restore it from a backup; pulsedb will not start without it because readings would be lost silently.`,
-      );
-    }
-  }
+  for (const r of manifest.runs) await verifyRun(dataDir, r);
   for (const f of await fs.promises.readdir(dataDir)) {
     if (f.startsWith(".tmp-")) await fs.promises.rm(path.join(dataDir, f), { force: true });
   }
+}
+
+/**
+ * Reads the manifest. An absent manifest is an empty database only if there are no run files:
+ * run files without a manifest mean the manifest was lost, and treating them as orphans would
+ * delete every reading.
+ */
+async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
+  if (!fs.existsSync(path.join(dataDir, MANIFEST_FILE))) {
+    const runs = (await listRunFiles(dataDir)).filter((f) => f.endsWith(".parquet") && !path.basename(f).startsWith("."));
+    if (runs.length > 0) {
+      throw new Error(
+        `${path.join(dataDir, MANIFEST_FILE)} is missing but ${runs.length} run file(s) exist under runs/. ` +
+          `pulsedb will not guess; restore MANIFEST from a backup, or start once with PULSE_RECOVERY=rebuild-manifest ` +
+          `to rebuild it from the run files (exact: see docs/corruption.md).`,
+      );
+    }
+  }
+  return readManifest(dataDir);
 }
 
 /** Takes the data directory's lock file, or throws if a live process holds it. */

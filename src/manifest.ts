@@ -38,8 +38,8 @@ export class ManifestCorruptError extends Error {
   constructor(file: string, why: string) {
     super(
       `manifest ${file} is corrupt (${why}). pulsedb will not guess which runs hold your data. ` +
-        `To recover: restore ${file} from a backup, or move it aside and start pulsedb with an empty data ` +
-        `directory, then re-ingest the Parquet runs under runs/ (each is a self-describing Parquet file).`,
+        `To recover: restore ${file} from a backup, or start once with PULSE_RECOVERY=rebuild-manifest to rebuild ` +
+        `it from the run files (exact: every row carries its sequence number; see docs/corruption.md).`,
     );
     this.name = "ManifestCorruptError";
   }

@@ -15,6 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import pl from "nodejs-polars";
 import { crashPoint, type CrashPoint } from "./crash.ts";
+import { crc32cUpdate } from "./crc32c.ts";
 import { ensureDir, fsyncDir } from "./fsutil.ts";
 
 /** Rows per Parquet row group: small enough to prune by user and time, large enough to compress. */
@@ -36,6 +37,8 @@ export interface RunMeta {
   minSeq: number;
   maxSeq: number;
   bytes: number;
+  /** CRC-32C of the whole file, checked at start-up (runs are immutable). */
+  crc32c?: number;
 }
 
 /**
@@ -94,8 +97,8 @@ export async function writeRun(
   await fsyncDir(dir);
   crashPoint(points.afterRename);
   const stats = await runStats(full);
-  const bytes = (await fs.promises.stat(full)).size;
-  return { ...ident, file, bytes, ...stats };
+  const { bytes, crc } = await fileChecksum(full);
+  return { ...ident, file, bytes, crc32c: crc, ...stats };
 }
 
 /**
@@ -120,6 +123,66 @@ export async function runStats(fullPath: string): Promise<{ rows: number; minTs:
     minSeq: Number(row.min_seq ?? 0),
     maxSeq: Number(row.max_seq ?? 0),
   };
+}
+
+/**
+ * Size and CRC-32C of a file, read in 1 MiB chunks.
+ *
+ * @example
+ * ```ts
+ * const { bytes, crc } = await fileChecksum("./data/runs/day=2024-01-15/L0-00000001.parquet");
+ * ```
+ */
+export async function fileChecksum(fullPath: string): Promise<{ bytes: number; crc: number }> {
+  const handle = await fs.promises.open(fullPath, "r");
+  try {
+    const buf = new Uint8Array(1 << 20);
+    let crc = 0;
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) break;
+      crc = crc32cUpdate(crc, buf, 0, bytesRead);
+      bytes += bytesRead;
+    }
+    return { bytes, crc };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A run file is damaged or missing; start-up stops with this message. */
+export class RunCorruptError extends Error {
+  constructor(file: string, why: string) {
+    super(
+      `run file ${file} ${why}. Its readings are no longer in the WAL, so pulsedb will not start without it ` +
+        `(starting would silently drop acknowledged data). To recover: restore the file from a backup; or, ` +
+        `if losing its unreadable rows is accepted, start once with PULSE_RECOVERY=rebuild-manifest, which moves ` +
+        `unreadable runs to quarantine/ (see docs/corruption.md).`,
+    );
+    this.name = "RunCorruptError";
+  }
+}
+
+/**
+ * Checks that a run file is whole: present, of the recorded size, with the recorded checksum.
+ *
+ * @throws RunCorruptError naming the file.
+ * @example
+ * ```ts
+ * await verifyRun("./data", meta);
+ * ```
+ */
+export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
+  const full = path.join(dataDir, meta.file);
+  let sum: { bytes: number; crc: number };
+  try {
+    sum = await fileChecksum(full);
+  } catch (err) {
+    throw new RunCorruptError(meta.file, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (sum.bytes !== meta.bytes) throw new RunCorruptError(meta.file, `is ${sum.bytes} bytes, the manifest says ${meta.bytes}`);
+  if (meta.crc32c !== undefined && sum.crc !== meta.crc32c) throw new RunCorruptError(meta.file, "does not match its checksum (it was damaged on disk)");
 }
 
 /**

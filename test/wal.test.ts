@@ -499,3 +499,13 @@ describe("Wal", () => {
     assert.throws(() => wal.append(2, batchOf(1, 1)), /after close/);
   });
 });
+
+describe("crc32cUpdate", () => {
+  it("crc32cUpdate over chunks equals crc32c of the whole", async () => {
+    const { crc32c, crc32cUpdate } = await import("../src/crc32c.ts");
+    const bytes = new Uint8Array(1000).map((_, i) => (i * 31) & 0xff);
+    for (const cut of [0, 1, 7, 8, 9, 500, 999, 1000]) {
+      assert.equal(crc32cUpdate(crc32cUpdate(0, bytes.subarray(0, cut)), bytes.subarray(cut)), crc32c(bytes));
+    }
+  });
+});
