@@ -3,13 +3,13 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import fc from "fast-check";
 import { Compactor, planCompaction } from "../src/compactor.ts";
 import type { RunMeta } from "../src/run.ts";
 import type { Reading } from "../src/reading.ts";
+import { runScript } from "./support/child.ts";
 import { DAY0, openTestDb, q, removeDir, tempDir } from "./support/harness.ts";
 import type { Engine } from "../src/engine.ts";
 
@@ -154,7 +154,7 @@ describe("Compaction", () => {
         await new Compactor(engine, { trigger: 2, settleMs: 0 }).runUntilIdle();
         process.exit(3);
       `;
-      const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8" });
+      const child = runScript(script);
       assert.equal(child.signal, "SIGKILL", `expected the crash point to fire: ${child.stderr}`);
       const { engine } = await openTestDb(dir);
       try {

@@ -5,10 +5,10 @@
  */
 import { before, after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Config } from "../src/config.ts";
+import { runScript } from "./support/child.ts";
 import { DAY0, openTestDb, q, removeDir, tempDir } from "./support/harness.ts";
 
 const DAY = 86_400_000;
@@ -27,7 +27,7 @@ function buildCrashedDb(dir: string): void {
     await engine.write(day(2, 80).slice(30));
     process.kill(process.pid, "SIGKILL");
   `;
-  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8" });
+  const child = runScript(script);
   assert.equal(child.signal, "SIGKILL", child.stderr);
 }
 

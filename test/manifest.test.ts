@@ -3,11 +3,11 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { decodeManifest, encodeManifest, EMPTY_MANIFEST, ManifestCorruptError, readManifest, writeManifest, type ManifestData } from "../src/manifest.ts";
 import { removeDir, tempDir } from "./support/harness.ts";
+import { runScript } from "./support/child.ts";
 
 const SAMPLE: ManifestData = {
   format: 1,
@@ -59,16 +59,13 @@ describe("Manifest", () => {
       armCrashPoint("manifest-before-rename");
       await writeManifest(${JSON.stringify(dir)}, { ...${JSON.stringify(SAMPLE)}, flushedSeq: 99 });
     `;
-    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: process.cwd(), encoding: "utf8" });
+    const child = runScript(script);
     assert.equal(child.signal, "SIGKILL", child.stderr);
     const m = await readManifest(dir);
     assert.equal(m.flushedSeq, 42);
     assert.ok(fs.readdirSync(dir).some((f) => f.startsWith(".tmp-")), "the half-done temp file is left for start-up to remove");
     // After the rename, the new one is in force.
-    const child2 = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script.replace("manifest-before-rename", "manifest-after-rename")], {
-      cwd: process.cwd(),
-      encoding: "utf8",
-    });
+    const child2 = runScript(script.replace("manifest-before-rename", "manifest-after-rename"));
     assert.equal(child2.signal, "SIGKILL", child2.stderr);
     assert.equal((await readManifest(dir)).flushedSeq, 99);
     assert.ok(fs.existsSync(path.join(dir, "MANIFEST")));

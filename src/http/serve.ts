@@ -50,9 +50,10 @@ export async function serve(fetch: FetchHandler, opts: { hostname: string; port:
   const d = deno();
   if (d) {
     let bound = opts.port;
-    const server = await new Promise<ReturnType<DenoLike["serve"]>>((resolve) => {
-      const s = d.serve({ hostname: opts.hostname, port: opts.port, onListen: (addr) => { bound = addr.port; resolve(s); } }, fetch);
-    });
+    let listening!: () => void;
+    const ready = new Promise<void>((resolve) => (listening = resolve));
+    const server = d.serve({ hostname: opts.hostname, port: opts.port, onListen: (addr) => { bound = addr.port; listening(); } }, fetch);
+    await ready;
     return { port: bound, close: () => server.shutdown() };
   }
   const { serve: nodeServe } = await import("@hono/node-server");
