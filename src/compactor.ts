@@ -178,7 +178,7 @@ export class Compactor {
     const lf = checked(pl.SQLContext(tables).execute(sql));
     const output = await writeRun(dataDir, lf, { id: this.engine.reserveRunId(), day: job.day, level: job.outputLevel }, {
       afterSink: "compaction-after-sink",
-      afterRename: "compaction-after-sink",
+      afterRename: "compaction-after-rename",
     });
     await this.engine.replaceRuns(job.inputs, [output]);
     const seconds = (performance.now() - started) / 1000;

@@ -15,6 +15,7 @@ export const CRASH_POINTS = [
   "manifest-after-rename",
   "flush-before-wal-delete",
   "compaction-after-sink",
+  "compaction-after-rename",
   "compaction-after-manifest",
 ] as const;
 

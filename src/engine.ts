@@ -19,7 +19,7 @@ import type { Config } from "./config.ts";
 import { crashPoint, armCrashPoint } from "./crash.ts";
 import { ensureDir } from "./fsutil.ts";
 import type { Logger } from "./logger.ts";
-import { MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
+import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
 import { rebuildManifest } from "./recovery.ts";
 import { Memtable } from "./memtable.ts";
 import { priorityFrame, runQuery, type BucketPoint, type QuerySpec } from "./query.ts";
@@ -101,6 +101,8 @@ export class Engine {
   private closed = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly prio: pl.DataFrame;
+  /** The next run id to hand out (kept apart from the manifest, which is replaced asynchronously). */
+  private nextRunId: number;
   private compactor: { stop(): Promise<void>; noteFlush(days: readonly string[]): void } | undefined;
   /** Bytes written by flushes and by compactions since start (write amplification). */
   private bytesFlushed = 0;
@@ -115,6 +117,7 @@ export class Engine {
     metrics: Metrics,
   ) {
     this.manifest = manifest;
+    this.nextRunId = manifest.nextRunId;
     this.nextSeq = nextSeq;
     this.metrics = metrics;
     this.cache = new ResultCache(config.cacheEntries, config.cacheBytes);
@@ -312,9 +315,12 @@ export class Engine {
     return this.manifest.runs.slice();
   }
 
-  /** Reserves a run id (ids are never reused while the process lives; orphans are removed at start). */
+  /**
+   * Reserves a run id. Ids are never reused while the process lives; an id reserved but not yet in
+   * a published manifest may be reused after a crash, when its file has been removed as an orphan.
+   */
   reserveRunId(): number {
-    return this.manifest.nextRunId++;
+    return this.nextRunId++;
   }
 
   /**
@@ -462,8 +468,7 @@ export class Engine {
   /** Serializes manifest writes (flush and compaction both publish). */
   private updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
     const next = this.manifestLock.then(async () => {
-      const updated = change(this.manifest);
-      updated.nextRunId = Math.max(updated.nextRunId, this.manifest.nextRunId);
+      const updated = { ...change(this.manifest), nextRunId: this.nextRunId };
       await writeManifest(this.config.dataDir, updated);
       this.manifest = updated;
     });
@@ -507,20 +512,25 @@ async function removeOrphans(dataDir: string, manifest: ManifestData, log: Logge
 }
 
 /**
- * Reads the manifest. An absent manifest is an empty database only if there are no run files:
- * run files without a manifest mean the manifest was lost, and treating them as orphans would
- * delete every reading.
+ * Reads the manifest. An absent manifest is a new, empty database only if there are no run files
+ * (it is then written at once); run files without a manifest mean the manifest was lost, and
+ * treating them as orphans would delete every reading.
  */
 async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
   if (!fs.existsSync(path.join(dataDir, MANIFEST_FILE))) {
     const runs = (await listRunFiles(dataDir)).filter((f) => f.endsWith(".parquet") && !path.basename(f).startsWith("."));
-    if (runs.length > 0) {
-      throw new Error(
-        `${path.join(dataDir, MANIFEST_FILE)} is missing but ${runs.length} run file(s) exist under runs/. ` +
-          `pulsedb will not guess; restore MANIFEST from a backup, or start once with PULSE_RECOVERY=rebuild-manifest ` +
-          `to rebuild it from the run files (exact: see docs/corruption.md).`,
-      );
+    if (runs.length === 0) {
+      // A new database: publish an empty manifest before any run can exist, so that from now on
+      // "run files but no manifest" can only mean a lost manifest, never a crash in the first flush.
+      const empty = structuredClone(EMPTY_MANIFEST);
+      await writeManifest(dataDir, empty);
+      return empty;
     }
+    throw new Error(
+      `${path.join(dataDir, MANIFEST_FILE)} is missing but ${runs.length} run file(s) exist under runs/. ` +
+        `pulsedb will not guess; restore MANIFEST from a backup, or start once with PULSE_RECOVERY=rebuild-manifest ` +
+        `to rebuild it from the run files (exact: see docs/corruption.md).`,
+    );
   }
   return readManifest(dataDir);
 }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { DAY0, openTestDb, q, reading, removeDir, tempDir } from "./support/harness.ts";
+import { runScript } from "./support/child.ts";
 import type { Engine } from "../src/engine.ts";
 import { OverloadedError } from "../src/engine.ts";
 
@@ -242,6 +243,47 @@ describe("Engine backpressure", () => {
     try {
       await assert.rejects(engine.write([reading()]), OverloadedError);
       assert.deepEqual(await q(engine), []);
+    } finally {
+      await engine.close();
+      removeDir(dir);
+    }
+  });
+});
+
+describe("Engine run ids", () => {
+  it("never hands out a run id twice while a manifest write is in flight", async () => {
+    const dir = tempDir();
+    const { engine } = await openTestDb(dir);
+    try {
+      const a = engine.reserveRunId();
+      const publishing = engine.replaceRuns([], []);
+      await new Promise((r) => setImmediate(r)); // the manifest write is now under way
+      const b = engine.reserveRunId();
+      await publishing;
+      const c = engine.reserveRunId();
+      assert.ok(a < b && b < c, `ids ${a}, ${b}, ${c}`);
+    } finally {
+      await engine.close();
+      removeDir(dir);
+    }
+  });
+});
+
+describe("Engine first flush", () => {
+  it("recovers by itself from a crash in the very first flush of a new database", async () => {
+    const dir = tempDir();
+    const child = runScript(`
+      import { openPulseDb } from "./src/pulsedb.ts";
+      import { testConfig } from "./src/config.ts";
+      import { silentLogger } from "./src/logger.ts";
+      const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: "flush-after-rename" }), silentLogger);
+      await engine.write([{ userId: "user_1", deviceId: "device_a", ts: ${H10}, heartRate: 64 }]);
+      await engine.flush();
+    `);
+    assert.equal(child.signal, "SIGKILL", child.stderr);
+    const { engine } = await openTestDb(dir);
+    try {
+      assert.equal((await q(engine))[0].heart_rate, 64);
     } finally {
       await engine.close();
       removeDir(dir);
