@@ -13,4 +13,5 @@ app.post("/metrics/heart-rate", async (c) => {
   return new Response('{"status":"accepted"}', { status: 200, headers: { "content-type": "application/json" } });
 });
 app.get("/health", () => new Response('{"status":"ok"}', { headers: { "content-type": "application/json" } }));
+app.get("/ready", () => new Response('{"status":"ready"}', { headers: { "content-type": "application/json" } }));
 await serve(app.fetch, { hostname: process.env.HOST ?? "127.0.0.1", port: Number(process.env.PORT ?? 8001) });

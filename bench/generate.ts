@@ -939,11 +939,18 @@ function reportSending(stats: Stats, mix: Mix, seconds: number): number {
   return stats.errors;
 }
 
+/** Waits (up to 60 s) until pulsedb is ready: /ready answers 503 while it replays its WAL. */
 async function checkHealth(url: string): Promise<boolean> {
-  const answer = await request(`${url}/health`);
-  if (answer.status === 200) return true;
-  console.error(`generate: ${url}/health answered ${describe(answer)}; is pulsedb running?`);
-  return false;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const answer = await request(`${url}/ready`);
+    if (answer.status === 200) return true;
+    if (answer.status !== 503 || Date.now() > deadline) {
+      console.error(`generate: ${url}/ready answered ${describe(answer)}; is pulsedb running?`);
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function main(): Promise<number> {

@@ -44,7 +44,8 @@ export interface ServerChild {
 }
 
 /**
- * Starts pulsedb with `env` on a free port and waits until /health answers (bounded: 60 s).
+ * Starts pulsedb with `env` on a free port and waits until /ready answers 200 (bounded: 60 s).
+ * (The bare ceiling server answers /ready too.)
  */
 export async function startServer(env: Record<string, string>, runtime: Runtime = "node", entry = "src/main.ts"): Promise<ServerChild> {
   const port = await freePort();
@@ -64,14 +65,14 @@ export async function startServer(env: Record<string, string>, runtime: Runtime 
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
     try {
-      const res = await fetch(`${url}/health`);
+      const res = await fetch(`${url}/ready`);
       if (res.ok) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`server did not become healthy in 60 s: ${stderr}`);
+      throw new Error(`server did not become ready in 60 s: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }

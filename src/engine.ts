@@ -148,6 +148,7 @@ export class Engine {
       syncIntervalMs: config.fsyncIntervalMs,
       salvage: config.walSalvage,
       fs: hooks.walFs,
+      onSync: (ms: number, records: number) => metrics.observeWalSync(ms, records),
       logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields),
     });
     for (const t of truncated) log.warn("wal torn tail cut", { ...t });
@@ -387,6 +388,7 @@ export class Engine {
     m.memtableRows.set(this.active.rows + this.immutables.reduce((s, x) => s + x.rows, 0));
     m.memtableBytes.set(this.memoryBytes());
     m.immutableMemtables.set(this.immutables.length);
+    m.setWalStats(this.wal.stats());
     m.runs.reset();
     let bytes = 0;
     const perLevel = new Map<number, number>();

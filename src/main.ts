@@ -1,17 +1,28 @@
 /**
- * The pulsedb daemon: configuration, engine, compactor, HTTP server, graceful shutdown.
+ * The pulsedb daemon: configuration, HTTP server, engine and compactor, graceful shutdown.
  * `npm start` (Node) or `deno task start` (Deno).
+ *
+ * Start-up: the server listens first, then the engine opens (WAL replay can take a while). Until it
+ * is open, `/health` answers 200 (alive) and `/ready`, `/metrics` and the data routes answer 503 with
+ * `Retry-After: 1`. A start-up failure (bad configuration, corrupt manifest, port in use) exits
+ * non-zero with the message on stderr.
+ *
+ * Shutdown (SIGTERM/SIGINT): `/ready` turns 503, the server stops accepting and finishes in-flight
+ * requests, the engine flushes its memtables and closes the WAL, the process exits 0.
  *
  * @module
  */
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 import type { Engine } from "./engine.ts";
-import { openPulseDb } from "./pulsedb.ts";
 import { createApp } from "./http/app.ts";
-import { exit, onShutdownSignal, runtimeName, serve } from "./http/serve.ts";
+import { exit, onShutdownSignal, runtimeName, serve, type RunningServer } from "./http/serve.ts";
 import { createLogger } from "./logger.ts";
+import { Metrics } from "./metrics.ts";
+import { openPulseDb } from "./pulsedb.ts";
 
-let config;
+const started = performance.now();
+
+let config: Config;
 try {
   config = loadConfig();
 } catch (err) {
@@ -23,34 +34,50 @@ try {
 }
 
 const log = createLogger(config.logLevel);
-let ready = false;
-let engine: Engine;
-try {
-  ({ engine } = await openPulseDb(config, log));
-} catch (err) {
-  log.error("start-up failed", { err });
-  process.stderr.write(`pulsedb: start-up failed: ${(err as Error).message}\n`);
+log.info("starting", { runtime: runtimeName(), config: { ...config, devicePriority: Object.fromEntries(config.devicePriority) } });
+
+/** Logs and prints `message` on stderr, then exits 1. */
+function fail(message: string, err: unknown): never {
+  log.error(message, { err });
+  process.stderr.write(`pulsedb: ${message}: ${(err as Error)?.message ?? String(err)}\n`);
   exit(1);
 }
 
-const app = createApp({ engine, config, log, ready: () => ready });
-const server = await serve(app.fetch, { hostname: config.host, port: config.port });
-ready = true;
-log.info("listening", {
-  url: `http://${config.host}:${server.port}`,
-  runtime: runtimeName(),
-  config: { ...config, devicePriority: Object.fromEntries(config.devicePriority) },
-});
+const metrics = new Metrics();
+let engine: Engine | undefined;
+let stopping = false;
+const app = createApp({ engine: () => engine, metrics, config, log, ready: () => !stopping });
+
+let server: RunningServer;
+try {
+  server = await serve(app.fetch, { hostname: config.host, port: config.port });
+} catch (err) {
+  fail(`cannot listen on ${config.host}:${config.port}`, err);
+}
+log.info("listening", { url: `http://${config.host}:${server.port}` });
+
+const opening = openPulseDb(config, log, metrics);
 
 onShutdownSignal(async (signal) => {
-  ready = false;
+  stopping = true;
   log.info("shutting down", { signal });
   try {
     await server.close();
-    await engine.close();
+    // A signal during WAL replay waits for the open to finish, then closes cleanly. If the open
+    // fails, the start-up path below reports it and exits 1.
+    const db = await opening.catch(() => undefined);
+    if (db === undefined) return;
+    await db.engine.close();
     exit(0);
   } catch (err) {
     log.error("shutdown failed", { err });
     exit(1);
   }
 });
+
+try {
+  engine = (await opening).engine;
+} catch (err) {
+  fail("start-up failed", err);
+}
+if (!stopping) log.info("ready", { ms: Math.round(performance.now() - started) });

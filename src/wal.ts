@@ -90,6 +90,8 @@ export interface WalOptions {
    * in that segment) instead of refusing to open. The engine maps PULSE_WAL_SALVAGE=1 to this.
    */
   salvage?: boolean;
+  /** Called after each record fdatasync with its duration in ms and the records it covered (metrics). Must not throw. */
+  onSync?: (ms: number, records: number) => void;
 }
 
 /** One replayed record. Reading `i` has sequence number `firstSeq + i`. */
@@ -460,11 +462,13 @@ export class Wal {
   private closing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly counters = { syncs: 0, syncedRecords: 0, lastSyncMs: 0 };
+  private readonly onSync: ((ms: number, records: number) => void) | undefined;
 
   private constructor(opts: WalOptions, fs: WalFs, log: WalLogger, segment: number, lastSeq: number) {
     this.fs = fs;
     this.dir = opts.dir;
     this.mode = opts.syncMode ?? "always";
+    this.onSync = opts.onSync;
     this.log = log;
     this.lastSeq = lastSeq;
     this.current = this.newSegment(segment);
@@ -870,9 +874,11 @@ export class Wal {
   private async timedSync(seg: Segment, records: number): Promise<void> {
     const t0 = performance.now();
     await this.fs.fdatasync(seg.fd);
-    this.counters.lastSyncMs = performance.now() - t0;
+    const ms = performance.now() - t0;
+    this.counters.lastSyncMs = ms;
     this.counters.syncs++;
     this.counters.syncedRecords += records;
+    this.onSync?.(ms, records);
   }
 
   /** Account for `batch[i, j)` having been resolved or rejected; wake `whenSettled` waiters. */

@@ -4,26 +4,39 @@
  *
  * @module
  */
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config.ts";
 import { Engine, OverloadedError, ShuttingDownError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../logger.ts";
-import { problem, problemResponse } from "../problem.ts";
+import type { HttpRoute, Metrics } from "../metrics.ts";
+import { openApiJson } from "../openapi.ts";
+import { problem, problemResponse, VALIDATION_TITLE } from "../problem.ts";
 import type { BucketPoint } from "../query.ts";
 import { parseQueryParams, parseReadingsBody } from "../validation.ts";
 
 const ROUTE = "/metrics/heart-rate";
+/** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
+const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json"] as const;
 const ACCEPTED = JSON.stringify({ status: "accepted" });
 const JSON_HEADERS = { "content-type": "application/json" };
+const STARTING = "pulsedb is starting (replaying the write-ahead log); retry shortly.";
+const STOPPING = "pulsedb is shutting down.";
 
-/** What the app needs from the outside. `ready()` is false while the server starts or stops. */
-export interface AppDeps {
-  engine: Engine;
+/**
+ * What the app needs from the outside.
+ *
+ * - `engine`: an open engine, or a function that returns the engine once it is open (`undefined`
+ *   while it opens: WAL replay can take a while, and the server listens meanwhile). Until then
+ *   `/ready`, `/metrics` and the data routes answer 503 with `Retry-After: 1`; `/health` answers 200.
+ *   With a function, `metrics` is required and must be the registry the engine is opened with.
+ * - `ready()`: false while the server shuts down (then `/ready` answers 503); default always true.
+ */
+export type AppDeps = {
   config: Pick<Config, "maxBodyBytes">;
   log: Logger;
   ready?: () => boolean;
-}
+} & ({ engine: Engine; metrics?: Metrics } | { engine: () => Engine | undefined; metrics: Metrics });
 
 /**
  * Builds the pulsedb HTTP app.
@@ -32,19 +45,29 @@ export interface AppDeps {
  * ```ts
  * const app = createApp({ engine, config, log });
  * const res = await app.request("/health");
+ * // while the engine opens:
+ * let engine: Engine | undefined;
+ * const app2 = createApp({ engine: () => engine, metrics, config, log });
  * ```
  */
 export function createApp(deps: AppDeps): Hono {
-  const { engine, log } = deps;
-  const metrics = engine.metrics;
+  const { log } = deps;
+  const engineNow: () => Engine | undefined = typeof deps.engine === "function" ? deps.engine : constant(deps.engine);
+  const metrics: Metrics = deps.metrics ?? (deps.engine as Engine).metrics;
   const app = new Hono();
 
+  // Request durations: the route label comes from a fixed table (all routes are static paths), so
+  // it is bounded and costs one Map lookup; observing allocates nothing. Requests are logged only
+  // at debug level, decided once here.
+  const timers = new Map<string, HttpRoute>(ROUTES.map((r) => [r, metrics.httpDuration.route(r)]));
+  const unmatched = metrics.httpDuration.route("unmatched");
+  const debug = log.enabled("debug");
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
-    const route = c.req.routePath === "*" ? "other" : c.req.routePath;
-    metrics.httpDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
-    if (log.enabled("debug")) log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: +(performance.now() - started).toFixed(2) });
+    const ms = performance.now() - started;
+    (timers.get(c.req.path) ?? unmatched).observe(c.req.method, c.res.status, ms / 1000);
+    if (debug) log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 100) / 100 });
   });
 
   app.post(
@@ -52,27 +75,32 @@ export function createApp(deps: AppDeps): Hono {
     bodyLimit({
       maxSize: deps.config.maxBodyBytes,
       onError: () => {
-        metrics.readingsRejected.inc({ reason: "too_large" });
+        metrics.reject("too_large");
         return problemResponse(problem(413, "Content Too Large", `The body is larger than ${deps.config.maxBodyBytes} bytes.`));
       },
     }),
     async (c) => {
+      const engine = engineNow();
+      if (engine === undefined) {
+        metrics.reject("unavailable");
+        return unavailable(STARTING);
+      }
       let body: unknown;
       try {
         body = JSON.parse(await c.req.text());
       } catch {
-        metrics.readingsRejected.inc({ reason: "malformed_json" });
-        return problemResponse(problem(400, "Bad Request", "The body is not valid JSON.", [{ path: "", message: "malformed JSON" }]));
+        metrics.reject("malformed_json");
+        return problemResponse(problem(400, VALIDATION_TITLE, "The body is not valid JSON.", [{ path: "", message: "malformed JSON" }]));
       }
       const parsed = parseReadingsBody(body);
       if (!parsed.ok) {
-        metrics.readingsRejected.inc({ reason: parsed.status === 413 ? "batch_too_large" : "invalid" });
+        metrics.reject(parsed.status === 413 ? "batch_too_large" : "invalid", Array.isArray(body) ? body.length : 1);
         return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
       }
       try {
         await engine.write(parsed.readings);
       } catch (err) {
-        return writeFailure(err, c);
+        return writeFailure(err, metrics, parsed.readings.length);
       }
       metrics.readingsAccepted.inc(parsed.readings.length);
       if (!parsed.batch) return new Response(ACCEPTED, { status: 200, headers: JSON_HEADERS });
@@ -81,6 +109,8 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   app.get(ROUTE, async (c) => {
+    const engine = engineNow();
+    if (engine === undefined) return unavailable(STARTING);
     const parsed = parseQueryParams((name) => c.req.query(name));
     if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     const q = parsed.value;
@@ -96,19 +126,27 @@ export function createApp(deps: AppDeps): Hono {
     problemResponse(problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET or POST.`), { allow: "GET, POST" }),
   );
 
+  // Liveness: the process answers. Stays 200 while starting and stopping.
   app.get("/health", () => new Response('{"status":"ok"}', { status: 200, headers: JSON_HEADERS }));
 
+  // Readiness: data routes are served (the engine is open) and the server is not shutting down.
   app.get("/ready", () => {
-    const ready = deps.ready ? deps.ready() : true;
-    return ready
-      ? new Response('{"status":"ready"}', { status: 200, headers: JSON_HEADERS })
-      : problemResponse(problem(503, "Service Unavailable", "pulsedb is starting or stopping."), { "retry-after": "1" });
+    if (engineNow() === undefined) return unavailable(STARTING);
+    if (deps.ready !== undefined && !deps.ready()) return unavailable(STOPPING);
+    return new Response('{"status":"ready"}', { status: 200, headers: JSON_HEADERS });
   });
 
+  // Until the engine is open its gauges would read 0 (an empty memtable, no runs): answer 503
+  // rather than numbers that look real.
   app.get("/metrics", async () => {
+    const engine = engineNow();
+    if (engine === undefined) return unavailable(STARTING);
     engine.refreshGauges();
+    metrics.memoryBudget.set(engine.config.memoryBudgetBytes);
     return new Response(await metrics.registry.metrics(), { status: 200, headers: { "content-type": metrics.registry.contentType } });
   });
+
+  app.get("/openapi.json", () => new Response(openApiJson(), { status: 200, headers: JSON_HEADERS }));
 
   app.notFound((c) => problemResponse(problem(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
 
@@ -120,16 +158,28 @@ export function createApp(deps: AppDeps): Hono {
   return app;
 }
 
-function writeFailure(err: unknown, c: Context): Response {
+function constant<T>(value: T): () => T {
+  return () => value;
+}
+
+function unavailable(detail: string): Response {
+  return problemResponse(problem(503, "Service Unavailable", detail), { "retry-after": "1" });
+}
+
+/** Maps an engine write error to its 503 answer and counts the `n` refused readings; rethrows others. */
+function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
   if (err instanceof OverloadedError) {
+    metrics.reject("overloaded", n);
     return problemResponse(problem(503, "Service Unavailable", "Writes are arriving faster than they can be flushed; retry shortly. Nothing of this request was stored."), {
       "retry-after": String(err.retryAfterSec),
     });
   }
   if (err instanceof ShuttingDownError) {
+    metrics.reject("unavailable", n);
     return problemResponse(problem(503, "Service Unavailable", "pulsedb is shutting down; retry against the restarted server."), { "retry-after": "1" });
   }
   if (err instanceof WalWriteError) {
+    metrics.reject("wal_error", n);
     return problemResponse(problem(503, "Service Unavailable", `The write-ahead log could not be written (${(err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"}); the request was not acknowledged. Retry later.`), {
       "retry-after": "1",
     });
