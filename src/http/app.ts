@@ -5,7 +5,6 @@
  * @module
  */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { Config } from "../config.ts";
 import { Engine, OverloadedError, ShuttingDownError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../logger.ts";
@@ -13,7 +12,9 @@ import type { HttpRoute, Metrics } from "../metrics.ts";
 import { openApiJson } from "../openapi.ts";
 import { problem, problemResponse, VALIDATION_TITLE } from "../problem.ts";
 import type { BucketPoint } from "../query.ts";
-import { parseQueryParams, parseReadingsBody } from "../validation.ts";
+import { parseQueryParams, parseReadingsBody, type ParseResult } from "../validation.ts";
+import { ARROW_STREAM_TYPE, parseArrowBody } from "../arrow-ingest.ts";
+import { readBody } from "./read-body.ts";
 
 const ROUTE = "/metrics/heart-rate";
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
@@ -70,43 +71,47 @@ export function createApp(deps: AppDeps): Hono {
     if (debug) log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 100) / 100 });
   });
 
-  app.post(
-    ROUTE,
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        metrics.reject("too_large");
-        return problemResponse(problem(413, "Content Too Large", `The body is larger than ${deps.config.maxBodyBytes} bytes.`));
-      },
-    }),
-    async (c) => {
-      const engine = engineNow();
-      if (engine === undefined) {
-        metrics.reject("unavailable");
-        return unavailable(STARTING);
-      }
+  const decoder = new TextDecoder();
+  app.post(ROUTE, async (c) => {
+    const engine = engineNow();
+    if (engine === undefined) {
+      metrics.reject("unavailable");
+      return unavailable(STARTING);
+    }
+    const bytes = await readBody(c.req.raw, deps.config.maxBodyBytes);
+    if (bytes === undefined) {
+      metrics.reject("too_large");
+      return problemResponse(problem(413, "Content Too Large", `The body is larger than ${deps.config.maxBodyBytes} bytes.`));
+    }
+    let parsed: ParseResult;
+    let count: number;
+    if ((c.req.header("content-type") ?? "").startsWith(ARROW_STREAM_TYPE)) {
+      parsed = parseArrowBody(bytes);
+      count = parsed.ok ? parsed.readings.length : 1;
+    } else {
       let body: unknown;
       try {
-        body = JSON.parse(await c.req.text());
+        body = JSON.parse(decoder.decode(bytes));
       } catch {
         metrics.reject("malformed_json");
         return problemResponse(problem(400, VALIDATION_TITLE, "The body is not valid JSON.", [{ path: "", message: "malformed JSON" }]));
       }
-      const parsed = parseReadingsBody(body);
-      if (!parsed.ok) {
-        metrics.reject(parsed.status === 413 ? "batch_too_large" : "invalid", Array.isArray(body) ? body.length : 1);
-        return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
-      }
-      try {
-        await engine.write(parsed.readings);
-      } catch (err) {
-        return writeFailure(err, metrics, parsed.readings.length);
-      }
-      metrics.readingsAccepted.inc(parsed.readings.length);
-      if (!parsed.batch) return new Response(ACCEPTED, { status: 200, headers: JSON_HEADERS });
-      return c.json({ status: "accepted", count: parsed.readings.length });
-    },
-  );
+      parsed = parseReadingsBody(body);
+      count = Array.isArray(body) ? body.length : 1;
+    }
+    if (!parsed.ok) {
+      metrics.reject(parsed.status === 413 ? "batch_too_large" : "invalid", count);
+      return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
+    }
+    try {
+      await engine.write(parsed.readings);
+    } catch (err) {
+      return writeFailure(err, metrics, parsed.readings.length);
+    }
+    metrics.readingsAccepted.inc(parsed.readings.length);
+    if (!parsed.batch) return new Response(ACCEPTED, { status: 200, headers: JSON_HEADERS });
+    return c.json({ status: "accepted", count: parsed.readings.length });
+  });
 
   app.get(ROUTE, async (c) => {
     const engine = engineNow();
