@@ -34,7 +34,7 @@ describe("Arrow ingest", () => {
   });
   after(() => t.close());
 
-  const post = (body: Uint8Array) => t.app.request("/metrics/heart-rate", { method: "POST", body: new Blob([body]), headers: { "content-type": TYPE } });
+  const post = (body: Uint8Array) => t.app.request("/metrics/heart-rate", { method: "POST", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers: { "content-type": TYPE } });
   const query = async (user: string, extra = "") => {
     const res = await t.app.request(`/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z${extra}`);
     return res.status === 200 ? (await res.json()).data : res.status;

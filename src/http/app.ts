@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { Config } from "../config.ts";
 import { Engine, OverloadedError, ShuttingDownError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../logger.ts";
@@ -15,8 +15,13 @@ import type { BucketPoint } from "../query.ts";
 import { parseQueryParams, parseReadingsBody, type ParseResult } from "../validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "../arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
+import { Gate } from "./gate.ts";
 
 const ROUTE = "/metrics/heart-rate";
+/** Bodies larger than this (or of unknown length) go through the large-body gate. */
+const LARGE_BODY_BYTES = 64 * 1024;
+/** Large bodies parsed and written at once. */
+const LARGE_BODY_CONCURRENCY = 4;
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
 const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json"] as const;
 const ACCEPTED = JSON.stringify({ status: "accepted" });
@@ -72,12 +77,26 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   const decoder = new TextDecoder();
+  // Large bodies (batches) are parsed and written a few at a time: see gate.ts.
+  const largeBodies = new Gate(LARGE_BODY_CONCURRENCY);
   app.post(ROUTE, async (c) => {
     const engine = engineNow();
     if (engine === undefined) {
       metrics.reject("unavailable");
       return unavailable(STARTING);
     }
+    const length = c.req.header("content-length");
+    const large = length === undefined || Number(length) > LARGE_BODY_BYTES;
+    if (!large) return ingest(c, engine);
+    await largeBodies.enter();
+    try {
+      return await ingest(c, engine);
+    } finally {
+      largeBodies.leave();
+    }
+  });
+
+  async function ingest(c: Context, engine: Engine): Promise<Response> {
     const bytes = await readBody(c.req.raw, deps.config.maxBodyBytes);
     if (bytes === undefined) {
       metrics.reject("too_large");
@@ -111,7 +130,7 @@ export function createApp(deps: AppDeps): Hono {
     metrics.readingsAccepted.inc(parsed.readings.length);
     if (!parsed.batch) return new Response(ACCEPTED, { status: 200, headers: JSON_HEADERS });
     return c.json({ status: "accepted", count: parsed.readings.length });
-  });
+  }
 
   app.get(ROUTE, async (c) => {
     const engine = engineNow();
