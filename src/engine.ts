@@ -22,7 +22,7 @@ import type { Logger } from "./logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
 import { rebuildManifest } from "./recovery.ts";
 import { Memtable } from "./memtable.ts";
-import { priorityFrame, runQuery, type BucketPoint, type QuerySpec } from "./query.ts";
+import { priorityFrame, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
 import { checked, dayName, DAY_MS, listRunFiles, verifyRun, writeRun, type RunMeta } from "./run.ts";
@@ -231,6 +231,11 @@ export class Engine {
    * Every write acknowledged before the call is reflected.
    */
   async query(spec: QuerySpec): Promise<BucketPoint[]> {
+    return toPoints(await this.queryJson(spec));
+  }
+
+  /** Like `query`, with the answer's `data` array as JSON text (what the HTTP layer sends). */
+  async queryJson(spec: QuerySpec): Promise<QueryResult> {
     const started = performance.now();
     const runs: RunHandle[] = [];
     for (const h of this.runs.values()) {
@@ -255,7 +260,7 @@ export class Engine {
    * A query through the result cache; `body` is the JSON answer or undefined for "no data".
    * The cache is exact: see result-cache.ts.
    */
-  async queryCached(spec: QuerySpec, render: (points: BucketPoint[]) => string): Promise<{ body: string | undefined; cached: boolean }> {
+  async queryCached(spec: QuerySpec, render: (result: QueryResult) => string): Promise<{ body: string | undefined; cached: boolean }> {
     const key = `${spec.userId}|${spec.deviceId ?? ""}|${spec.start}|${spec.end}|${spec.bucketMs}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -264,8 +269,8 @@ export class Engine {
     }
     this.metrics.cacheMisses.inc();
     const version = this.cache.version(spec.userId);
-    const points = await this.query(spec);
-    const body = points.length === 0 ? undefined : render(points);
+    const result = await this.queryJson(spec);
+    const body = result.count === 0 ? undefined : render(result);
     this.cache.put(key, { user: spec.userId, start: spec.start, end: spec.end }, body ?? "", version);
     return { body, cached: false };
   }

@@ -10,8 +10,9 @@
  *   3. bucket (`ts - ts % bucket`), mean per (bucket, device);
  *   4. per bucket keep the device of highest priority (lowest number; unknown devices rank after
  *      every configured one, then by device_id ascending);
- *   5. round to 2 decimals, sort by bucket.
- * JavaScript only turns the final (at most 100,000-row) frame into the JSON answer.
+ *   5. round to 2 decimals, format the bucket start, sort by bucket.
+ * Polars also writes the answer's `data` array as JSON (`writeJSON`), so no row of the answer is
+ * touched by JavaScript at all.
  *
  * @module
  */
@@ -19,7 +20,6 @@ import pl from "nodejs-polars";
 import type { DevicePriority } from "./config.ts";
 import { ID_PATTERN } from "./reading.ts";
 import { checked } from "./run.ts";
-import { formatTimestamp } from "./timestamp.ts";
 
 /** What a query asks. Bounds are ms since epoch, half-open `[start, end)`. */
 export interface QuerySpec {
@@ -44,6 +44,9 @@ export interface BucketPoint {
   heart_rate: number;
   device_id: string;
 }
+
+/** The bucket start as `YYYY-MM-DDTHH:MM:SSZ` (4-digit years: text order is time order). */
+const TIMESTAMP_TEXT = "STRFTIME(CAST(bucket AS TIMESTAMP(3)), '%Y-%m-%dT%H:%M:%SZ')";
 
 /** Rank given to devices missing from the priority table (below every configured device). */
 const UNLISTED = 2_147_483_647;
@@ -100,29 +103,36 @@ export function buildQuerySql(spec: QuerySpec, runCount: number, memCount: numbe
   const grouped = `g AS (SELECT device_id, ts - (ts % ${bucketMs}) AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY device_id, bucket)`;
   if (spec.deviceId !== undefined) {
     return `WITH src AS (${parts.join(" UNION ALL ")}), ${deduped}, ${grouped} ` +
-      `SELECT bucket, ROUND(hr, 2) AS heart_rate, device_id FROM g ORDER BY bucket`;
+      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, device_id FROM g ORDER BY timestamp`;
   }
   return `WITH src AS (${parts.join(" UNION ALL ")}), ${deduped}, ${grouped}, ` +
     `j AS (SELECT g.bucket AS bucket, g.hr AS hr, g.device_id AS device_id, COALESCE(p.prio, ${UNLISTED}) AS prio FROM g LEFT JOIN prio p ON g.device_id = p.pdev), ` +
     `w AS (SELECT bucket, hr, device_id FROM (SELECT bucket, hr, device_id, prio, MIN(prio) OVER (PARTITION BY bucket) AS best FROM j) WHERE prio = best), ` +
     `x AS (SELECT bucket, hr, device_id, MIN(device_id) OVER (PARTITION BY bucket) AS first_dev FROM w) ` +
-    `SELECT bucket, ROUND(hr, 2) AS heart_rate, device_id FROM x WHERE device_id = first_dev ORDER BY bucket`;
+    `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, device_id FROM x WHERE device_id = first_dev ORDER BY timestamp`;
+}
+
+/** A query's answer: the `data` array as JSON text, and its length. */
+export interface QueryResult {
+  count: number;
+  /** `[{"timestamp":...,"heart_rate":...,"device_id":...},...]`, sorted by timestamp. */
+  json: string;
 }
 
 /**
- * Runs a query over a snapshot of sources. Resolves to the buckets, or an empty array when the
- * user (and device) has no reading in the range. Never blocks the event loop for the scan itself
- * (lazy `collect()` runs on Polars' thread pool).
+ * Runs a query over a snapshot of sources. `count` is 0 (and `json` `[]`) when the user (and
+ * device) has no reading in the range. Never blocks the event loop for the scan itself (lazy
+ * `collect()` runs on Polars' thread pool).
  *
  * @example
  * ```ts
- * const points = await runQuery({ runs, memtables }, spec, prio);
+ * const { count, json } = await runQuery({ runs, memtables }, spec, prio);
  * ```
  */
-export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.DataFrame): Promise<BucketPoint[]> {
+export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.DataFrame): Promise<QueryResult> {
   const runCount = sources.runs.length;
   const memCount = sources.memtables.length;
-  if (runCount + memCount === 0) return [];
+  if (runCount + memCount === 0) return { count: 0, json: "[]" };
   const tables: Record<string, pl.LazyDataFrame> = { prio: prio.lazy() };
   const days = new Set<string>();
   let sharedDay = false;
@@ -139,18 +149,18 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.
   const dedup = memCount > 0 || sharedDay;
   const sql = buildQuerySql(spec, runCount, memCount, dedup);
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
-  return toPoints(df);
+  if (df.height === 0) return { count: 0, json: "[]" };
+  return { count: df.height, json: String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0])) };
 }
 
-function toPoints(df: pl.DataFrame): BucketPoint[] {
-  const n = df.height;
-  if (n === 0) return [];
-  const buckets = df.getColumn("bucket").toArray() as Array<number | bigint>;
-  const rates = df.getColumn("heart_rate").toArray() as number[];
-  const devices = df.getColumn("device_id").toArray() as string[];
-  const out: BucketPoint[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    out[i] = { timestamp: formatTimestamp(Number(buckets[i])), heart_rate: rates[i], device_id: devices[i] };
-  }
-  return out;
+/**
+ * The answer as objects (for tests and tools; the HTTP path uses the JSON text as it is).
+ *
+ * @example
+ * ```ts
+ * const points = toPoints(await runQuery(sources, spec, prio));
+ * ```
+ */
+export function toPoints(result: QueryResult): BucketPoint[] {
+  return JSON.parse(result.json) as BucketPoint[];
 }

@@ -69,7 +69,7 @@ describe("Engine.queryCached", () => {
     const { engine } = await openTestDb(dir);
     try {
       const spec = { userId: "user_1", start: DAY0, end: DAY0 + 86_400_000, bucketMs: 86_400_000 };
-      const ask = () => engine.queryCached(spec, (p) => render("user_1", p));
+      const ask = () => engine.queryCached(spec, (r) => render("user_1", r));
       await engine.write([reading({ heartRate: 60 })]);
       assert.equal((await ask()).cached, false);
       const hit = await ask();

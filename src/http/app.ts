@@ -11,7 +11,7 @@ import type { Logger } from "../logger.ts";
 import type { HttpRoute, Metrics } from "../metrics.ts";
 import { openApiJson } from "../openapi.ts";
 import { problem, problemResponse, VALIDATION_TITLE } from "../problem.ts";
-import type { BucketPoint } from "../query.ts";
+import type { QueryResult } from "../query.ts";
 import { parseQueryParams, parseReadingsBody, type ParseResult } from "../validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "../arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
@@ -138,7 +138,7 @@ export function createApp(deps: AppDeps): Hono {
     const parsed = parseQueryParams((name) => c.req.query(name));
     if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     const q = parsed.value;
-    const { body } = await engine.queryCached(q, (points) => render(q.userId, points));
+    const { body } = await engine.queryCached(q, (result) => render(q.userId, result));
     if (body === undefined) {
       const who = q.deviceId === undefined ? `user ${q.userId}` : `user ${q.userId} and device ${q.deviceId}`;
       return problemResponse(problem(404, "Not Found", `No readings for ${who} in [${c.req.query("start")}, ${c.req.query("end")}).`));
@@ -212,14 +212,14 @@ function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
 }
 
 /**
- * Renders a query answer as the contract's JSON body.
+ * Renders a query answer as the contract's JSON body (the `data` array arrives as JSON text).
  *
  * @example
  * ```ts
- * render("u1", [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+ * render("u1", { count: 1, json: '[{"timestamp":"2024-01-15T10:00:00Z","heart_rate":75.0,"device_id":"device_a"}]' });
  * // '{"user_id":"u1","data":[...],"count":1}'
  * ```
  */
-export function render(userId: string, points: BucketPoint[]): string {
-  return JSON.stringify({ user_id: userId, data: points, count: points.length });
+export function render(userId: string, result: QueryResult): string {
+  return `{"user_id":${JSON.stringify(userId)},"data":${result.json},"count":${result.count}}`;
 }
