@@ -21,7 +21,7 @@ import { ensureDir } from "./fsutil.ts";
 import type { Logger } from "./logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
 import { rebuildManifest } from "./recovery.ts";
-import { Memtable } from "./memtable.ts";
+import { FRAME_CHUNK_ROWS, Memtable } from "./memtable.ts";
 import { priorityFrame, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
@@ -98,6 +98,7 @@ export class Engine {
   private flushLoop: Promise<void> | undefined;
   private manifestLock: Promise<unknown> = Promise.resolve();
   private closing = false;
+  private framing = false;
   private closed = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly prio: pl.DataFrame;
@@ -223,6 +224,14 @@ export class Engine {
     mem.append(readings, firstSeq);
     mem.end(readings.length);
     this.invalidate(readings);
+    if (mem.unframedRows >= FRAME_CHUNK_ROWS && !this.framing) {
+      // Convert to Polars a chunk at a time, after this turn's writes are answered.
+      this.framing = true;
+      setImmediate(() => {
+        this.framing = false;
+        mem.frameTail();
+      });
+    }
     crashPoint("wal-after-append");
   }
 

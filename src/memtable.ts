@@ -19,6 +19,8 @@ import { Buffer } from "node:buffer";
 import type { Reading } from "./reading.ts";
 
 const DAY_MS = 86_400_000;
+/** Rows per Polars frame converted in the background (see `frameTail`). */
+export const FRAME_CHUNK_ROWS = 32_768;
 
 /** Per UTC day statistics of a memtable (the flush writes one run per day). */
 export interface DayStats {
@@ -199,15 +201,24 @@ export class Memtable {
    * Only rows added since the last call are converted; frames already handed out never change.
    */
   frames(): pl.DataFrame[] {
-    if (this.framedRows < this.rows) {
-      if (this.chunks.length >= 16) {
-        this.chunks = [arrowToPolars(this.toArrow(0, this.rows))];
-      } else {
-        this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
-      }
-      this.framedRows = this.rows;
-    }
+    this.frameTail();
     return this.chunks.slice();
+  }
+
+  /** Rows appended but not yet converted to a Polars frame. */
+  get unframedRows(): number {
+    return this.rows - this.framedRows;
+  }
+
+  /**
+   * Converts the rows appended since the last conversion into one more frame. The engine calls it
+   * every FRAME_CHUNK_ROWS rows, off the request path, so that a query or a flush only ever has a
+   * small tail to convert (conversion is synchronous: ~1.5 ms per 32,768 rows).
+   */
+  frameTail(): void {
+    if (this.framedRows >= this.rows || this.flushed) return;
+    this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
+    this.framedRows = this.rows;
   }
 
   /** Drops cached frames (after the memtable has been flushed and is no longer queried). */
