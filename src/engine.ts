@@ -22,7 +22,7 @@ import type { Logger } from "./logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
 import { rebuildManifest } from "./recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./memtable.ts";
-import { priorityFrame, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
+import { rankDevices, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
 import { checked, dayName, DAY_MS, listRunFiles, verifyRun, writeRun, type RunMeta } from "./run.ts";
@@ -101,7 +101,8 @@ export class Engine {
   private framing = false;
   private closed = false;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly prio: pl.DataFrame;
+  /** Configured devices in priority order (query.ts). */
+  private readonly ranked: string[];
   /** The next run id to hand out (kept apart from the manifest, which is replaced asynchronously). */
   private nextRunId: number;
   private compactor: { stop(): Promise<void>; noteFlush(days: readonly string[]): void } | undefined;
@@ -122,7 +123,7 @@ export class Engine {
     this.nextSeq = nextSeq;
     this.metrics = metrics;
     this.cache = new ResultCache(config.cacheEntries, config.cacheBytes);
-    this.prio = priorityFrame(config.devicePriority);
+    this.ranked = rankDevices(config.devicePriority);
     for (const meta of manifest.runs) this.addRun(meta);
     this.active = new Memtable(wal.currentSegment());
   }
@@ -254,11 +255,16 @@ export class Engine {
       }
     }
     const memtables: pl.DataFrame[] = [];
+    const memtableDevices: string[] = [];
     for (const m of [...this.immutables, this.active]) {
-      if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) memtables.push(...m.frames());
+      if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) {
+        memtables.push(...m.frames());
+        memtableDevices.push(...m.deviceIds());
+      }
     }
     try {
-      return await runQuery({ runs: runs.map((h) => ({ path: h.path, day: h.meta.day })), memtables }, spec, this.prio);
+      const sources = { runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })), memtables, memtableDevices };
+      return await runQuery(sources, spec, this.ranked);
     } finally {
       for (const h of runs) this.release(h);
       this.metrics.queryDuration.observe((performance.now() - started) / 1000);

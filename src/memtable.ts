@@ -159,6 +159,11 @@ export class Memtable {
     }
   }
 
+  /** The distinct device_ids appended so far (not sorted; the array is copied). */
+  deviceIds(): string[] {
+    return this.devices.values.slice();
+  }
+
   /** Makes the memtable immutable. */
   seal(): void {
     this.sealed = true;

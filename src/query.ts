@@ -7,7 +7,8 @@
  *      prune row groups);
  *   2. de-duplicate by (device, timestamp), keeping the highest sequence (last write wins), unless
  *      no two sources can hold the same identity (runs are de-duplicated and never span two days);
- *   3. bucket (`ts - ts % bucket`), mean per (bucket, device);
+ *   3. bucket (`ts - ts % bucket`), mean per (bucket, device), grouping listed devices by their
+ *      integer rank;
  *   4. per bucket keep the device of highest priority (lowest number; unknown devices rank after
  *      every configured one, then by device_id ascending);
  *   5. round to 2 decimals, format the bucket start, sort by bucket.
@@ -32,10 +33,12 @@ export interface QuerySpec {
 
 /** The sources a query reads, taken as one consistent snapshot. */
 export interface QuerySources {
-  /** Absolute paths of run files overlapping the range, with their UTC day. */
-  runs: Array<{ path: string; day: string }>;
+  /** Absolute paths of run files overlapping the range, with their UTC day and device list. */
+  runs: Array<{ path: string; day: string; devices?: readonly string[] }>;
   /** Memtable frames (raw memtable schema: user_id/device_id categorical, ts/seq float64). */
   memtables: pl.DataFrame[];
+  /** Every device_id the memtable frames may hold (empty without memtables). */
+  memtableDevices?: readonly string[];
 }
 
 /** One bucket of an answer. */
@@ -48,38 +51,50 @@ export interface BucketPoint {
 /** The bucket start as `YYYY-MM-DDTHH:MM:SSZ` (4-digit years: text order is time order). */
 const TIMESTAMP_TEXT = "STRFTIME(CAST(bucket AS TIMESTAMP(3)), '%Y-%m-%dT%H:%M:%SZ')";
 
-/** Rank given to devices missing from the priority table (below every configured device). */
-const UNLISTED = 2_147_483_647;
-
 /**
- * Builds the constant priority frame once per configuration.
+ * The configured devices in priority order: by priority number, then by device_id (two devices
+ * given the same number are ordered by name, as unlisted devices are). A device's position in this
+ * list is its rank; every unlisted device ranks after all of them.
  *
  * @example
  * ```ts
- * const prio = priorityFrame(new Map([["device_a", 1], ["device_b", 2]]));
+ * rankDevices(new Map([["device_b", 2], ["device_a", 1]])); // ["device_a", "device_b"]
  * ```
  */
-export function priorityFrame(priority: DevicePriority): pl.DataFrame {
-  const devices = [...priority.keys()];
-  return pl.DataFrame({
-    pdev: pl.Series("pdev", devices, pl.Utf8),
-    prio: pl.Series("prio", devices.map((d) => priority.get(d)!), pl.Int32),
-  });
+export function rankDevices(priority: DevicePriority): string[] {
+  return [...priority.entries()].sort(([a, pa], [b, pb]) => pa - pb || (a < b ? -1 : a > b ? 1 : 0)).map(([d]) => d);
 }
+
+/** Above this many distinct devices in a query's sources, grouping falls back to device names. */
+export const MAX_RANKED_DEVICES = 64;
 
 /**
  * Builds the SQL text of a query (exported for tests and for `EXPLAIN`-style debugging).
  * Ids are spliced as literals only after checking them against ID_PATTERN (no quotes possible).
  *
+ * Grouping is the costly step, and on this machine grouping on (integer, string) keys costs about
+ * half again as much as on two integers. So when the sources' device lists are known (`order`: every
+ * device they may hold, in answer priority: listed devices by priority, then unlisted ones by name),
+ * each reading gets its device's rank as an integer and everything downstream groups on integers;
+ * the name comes back from the rank at the end. Otherwise (`order` undefined) it groups on names.
+ *
+ * @param ranked the configured devices in priority order (see rankDevices).
+ * @param order every device the sources may hold, in answer priority, or undefined.
  * @example
  * ```ts
- * const sql = buildQuerySql(spec, 2, 1, true);
+ * const sql = buildQuerySql(spec, ["device_a", "device_b"], 2, 1, true, ["device_a", "device_b", "zz"]);
  * ```
  */
-export function buildQuerySql(spec: QuerySpec, runCount: number, memCount: number, dedup: boolean): string {
-  if (!ID_PATTERN.test(spec.userId) || (spec.deviceId !== undefined && !ID_PATTERN.test(spec.deviceId))) {
-    throw new Error("query ids must be validated before planning");
-  }
+export function buildQuerySql(
+  spec: QuerySpec,
+  ranked: readonly string[],
+  runCount: number,
+  memCount: number,
+  dedup: boolean,
+  order?: readonly string[],
+): string {
+  const ids = [spec.userId, ...(spec.deviceId === undefined ? [] : [spec.deviceId]), ...ranked, ...(order ?? [])];
+  if (!ids.every((d) => ID_PATTERN.test(d))) throw new Error("query ids must be validated before planning");
   const { start, end, bucketMs } = spec;
   if (![start, end, bucketMs].every(Number.isSafeInteger)) throw new Error("query bounds must be integers");
   const dev = spec.deviceId === undefined ? "" : ` AND device_id = '${spec.deviceId}'`;
@@ -97,19 +112,54 @@ export function buildQuerySql(spec: QuerySpec, runCount: number, memCount: numbe
         `WHERE user_id = '${spec.userId}'${dev}`,
     );
   }
-  const deduped = dedup
-    ? `d AS (SELECT device_id, ts, heart_rate FROM (SELECT device_id, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY device_id, ts) AS mx FROM src) WHERE seq = mx)`
-    : `d AS (SELECT device_id, ts, heart_rate FROM src)`;
-  const grouped = `g AS (SELECT device_id, ts - (ts % ${bucketMs}) AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY device_id, bucket)`;
+  const src = `src AS (${parts.join(" UNION ALL ")})`;
+  const bucket = `ts - (ts % ${bucketMs})`;
+  const lastWrite = (key: string, cols: string) =>
+    dedup
+      ? `d AS (SELECT ${cols} FROM (SELECT ${cols}, seq, MAX(seq) OVER (PARTITION BY ${key}, ts) AS mx FROM s) WHERE seq = mx)`
+      : `d AS (SELECT ${cols} FROM s)`;
   if (spec.deviceId !== undefined) {
-    return `WITH src AS (${parts.join(" UNION ALL ")}), ${deduped}, ${grouped} ` +
-      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, device_id FROM g ORDER BY timestamp`;
+    // One device: group by the bucket alone.
+    return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${lastWrite("device_id", "device_id, ts, heart_rate")}, ` +
+      `g AS (SELECT ${bucket} AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY bucket) ` +
+      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, '${spec.deviceId}' AS device_id FROM g ORDER BY timestamp`;
   }
-  return `WITH src AS (${parts.join(" UNION ALL ")}), ${deduped}, ${grouped}, ` +
-    `j AS (SELECT g.bucket AS bucket, g.hr AS hr, g.device_id AS device_id, COALESCE(p.prio, ${UNLISTED}) AS prio FROM g LEFT JOIN prio p ON g.device_id = p.pdev), ` +
-    `w AS (SELECT bucket, hr, device_id FROM (SELECT bucket, hr, device_id, prio, MIN(prio) OVER (PARTITION BY bucket) AS best FROM j) WHERE prio = best), ` +
+  if (order !== undefined && order.length > 0) {
+    const rank = `CASE device_id ${order.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${order.length} END`;
+    const name = `CASE rk ${order.map((d, i) => `WHEN ${i} THEN '${d}'`).join(" ")} END`;
+    return `WITH ${src}, s AS (SELECT ${rank} AS rk, ts, heart_rate, seq FROM src), ${lastWrite("rk", "rk, ts, heart_rate")}, ` +
+      `g AS (SELECT ${bucket} AS bucket, rk, AVG(heart_rate) AS hr FROM d GROUP BY bucket, rk), ` +
+      `w AS (SELECT bucket, rk, hr FROM (SELECT bucket, rk, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM g) WHERE rk = best) ` +
+      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, ${name} AS device_id FROM w ORDER BY timestamp`;
+  }
+  const k = ranked.length;
+  const listedRank = k === 0 ? "0" : `CASE device_id ${ranked.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${k} END`;
+  return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${lastWrite("device_id", "device_id, ts, heart_rate")}, ` +
+    `g AS (SELECT device_id, ${bucket} AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY device_id, bucket), ` +
+    `a AS (SELECT bucket, ${listedRank} AS rk, device_id, hr FROM g), ` +
+    `w AS (SELECT bucket, device_id, hr FROM (SELECT bucket, rk, device_id, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM a) WHERE rk = best), ` +
     `x AS (SELECT bucket, hr, device_id, MIN(device_id) OVER (PARTITION BY bucket) AS first_dev FROM w) ` +
     `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, device_id FROM x WHERE device_id = first_dev ORDER BY timestamp`;
+}
+
+/**
+ * Every device the sources may hold, in answer priority (listed by priority, then unlisted by
+ * name), or undefined when a source's device list is unknown or the list is too long.
+ *
+ * @example
+ * ```ts
+ * deviceOrder(["device_a", "device_b"], [["zz", "device_a"]]); // ["device_a", "device_b", "zz"]
+ * ```
+ */
+export function deviceOrder(ranked: readonly string[], lists: ReadonlyArray<readonly string[] | undefined>): string[] | undefined {
+  const listed = new Set(ranked);
+  const unlisted = new Set<string>();
+  for (const list of lists) {
+    if (list === undefined) return undefined;
+    for (const d of list) if (!listed.has(d)) unlisted.add(d);
+  }
+  const order = [...ranked, ...[...unlisted].sort()];
+  return order.length <= MAX_RANKED_DEVICES ? order : undefined;
 }
 
 /** A query's answer: the `data` array as JSON text, and its length. */
@@ -126,14 +176,14 @@ export interface QueryResult {
  *
  * @example
  * ```ts
- * const { count, json } = await runQuery({ runs, memtables }, spec, prio);
+ * const { count, json } = await runQuery({ runs, memtables }, spec, ["device_a", "device_b"]);
  * ```
  */
-export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.DataFrame): Promise<QueryResult> {
+export async function runQuery(sources: QuerySources, spec: QuerySpec, ranked: readonly string[]): Promise<QueryResult> {
   const runCount = sources.runs.length;
   const memCount = sources.memtables.length;
   if (runCount + memCount === 0) return { count: 0, json: "[]" };
-  const tables: Record<string, pl.LazyDataFrame> = { prio: prio.lazy() };
+  const tables: Record<string, pl.LazyDataFrame> = {};
   const days = new Set<string>();
   let sharedDay = false;
   sources.runs.forEach((r, i) => {
@@ -147,7 +197,8 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.
   // Runs hold no duplicates and never span two days: identities can only collide when a memtable
   // is involved or two runs cover the same day.
   const dedup = memCount > 0 || sharedDay;
-  const sql = buildQuerySql(spec, runCount, memCount, dedup);
+  const order = spec.deviceId === undefined ? deviceOrder(ranked, [...sources.runs.map((r) => r.devices), sources.memtableDevices ?? []]) : undefined;
+  const sql = buildQuerySql(spec, ranked, runCount, memCount, dedup, order);
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
   if (df.height === 0) return { count: 0, json: "[]" };
   return { count: df.height, json: String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0])) };
@@ -158,7 +209,7 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, prio: pl.
  *
  * @example
  * ```ts
- * const points = toPoints(await runQuery(sources, spec, prio));
+ * const points = toPoints(await runQuery(sources, spec, ranked));
  * ```
  */
 export function toPoints(result: QueryResult): BucketPoint[] {

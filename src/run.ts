@@ -39,6 +39,8 @@ export interface RunMeta {
   bytes: number;
   /** CRC-32C of the whole file, checked at start-up (runs are immutable). */
   crc32c?: number;
+  /** The distinct device_ids in the file, sorted (lets a query group by integer device ranks). */
+  devices?: string[];
 }
 
 /**
@@ -109,14 +111,19 @@ export async function writeRun(
  * const { rows, minTs, maxTs } = await runStats("./data/runs/day=2024-01-15/L0-00000001.parquet");
  * ```
  */
-export async function runStats(fullPath: string): Promise<{ rows: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }> {
+export async function runStats(
+  fullPath: string,
+): Promise<{ rows: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number; devices: string[] }> {
   const ctx = pl.SQLContext({ r: pl.scanParquet(fullPath) });
   const lf = ctx.execute(
     "SELECT COUNT(*) AS rows, MIN(CAST(timestamp AS BIGINT)) AS min_ts, MAX(CAST(timestamp AS BIGINT)) AS max_ts, MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM r",
   );
   const df = await checked(lf).collect();
   const row = df.toRecords()[0] as Record<string, number | null>;
+  const devs = await checked(pl.SQLContext({ r: pl.scanParquet(fullPath) }).execute("SELECT DISTINCT device_id FROM r")).collect();
+  const devices = (devs.getColumn("device_id").toArray() as string[]).sort();
   return {
+    devices,
     rows: Number(row.rows ?? 0),
     minTs: Number(row.min_ts ?? 0),
     maxTs: Number(row.max_ts ?? 0),
