@@ -25,7 +25,9 @@ import { FRAME_CHUNK_ROWS, Memtable } from "./memtable.ts";
 import { rankDevices, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./result-cache.ts";
-import { checked, dayName, DAY_MS, listRunFiles, verifyRun, writeRun, type RunMeta } from "./run.ts";
+import { listRunFiles, verifyRun, type RunMeta } from "./run.ts";
+import { writeMemtableRuns } from "./flush.ts";
+import { releaseLock, takeLock } from "./lock-file.ts";
 import { Wal, type WalFs } from "./wal.ts";
 import { Metrics } from "./metrics.ts";
 
@@ -314,7 +316,7 @@ export class Engine {
       this.log.error("flush at shutdown failed; the WAL still holds the data and start-up will replay it", { err });
     }
     await this.wal.close();
-    await fs.promises.rm(path.join(this.config.dataDir, "LOCK"), { force: true });
+    await releaseLock(this.config.dataDir);
     this.closed = true;
     this.log.info("closed", {});
   }
@@ -449,22 +451,7 @@ export class Engine {
   private async flushOne(mem: Memtable): Promise<void> {
     const started = performance.now();
     await mem.drained(); // writes begun before the seal land first
-    const frames = mem.frames();
-    const metas: RunMeta[] = [];
-    for (const day of [...mem.days.keys()].sort((a, b) => a - b)) {
-      const tables: Record<string, pl.LazyDataFrame> = {};
-      frames.forEach((f, i) => (tables[`m${i}`] = f.lazy()));
-      const lo = day * DAY_MS;
-      const hi = lo + DAY_MS;
-      const union = frames.map((_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`).join(" UNION ALL ");
-      const sql =
-        `SELECT user_id, device_id, CAST(ts AS TIMESTAMP(3)) AS timestamp, heart_rate, seq FROM (` +
-        `SELECT user_id, device_id, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, ts) AS mx FROM (` +
-        `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS BIGINT) AS ts, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union}))) ` +
-        `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
-      const lf = checked(pl.SQLContext(tables).execute(sql));
-      metas.push(await writeRun(this.config.dataDir, lf, { id: this.reserveRunId(), day: dayName(day), level: 0 }));
-    }
+    const metas = await writeMemtableRuns(this.config.dataDir, mem, () => this.reserveRunId());
     await this.updateManifest((m) => ({
       ...m,
       runs: [...m.runs, ...metas],
@@ -555,27 +542,4 @@ async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
     );
   }
   return readManifest(dataDir);
-}
-
-/** Takes the data directory's lock file, or throws if a live process holds it. */
-async function takeLock(dataDir: string): Promise<void> {
-  const lock = path.join(dataDir, "LOCK");
-  try {
-    const pid = Number((await fs.promises.readFile(lock, "utf8")).trim());
-    if (pid && pid !== process.pid && isAlive(pid)) {
-      throw new Error(`data directory ${dataDir} is in use by process ${pid} (${lock}); stop it first`);
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  await fs.promises.writeFile(lock, String(process.pid));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
