@@ -1,6 +1,7 @@
 /**
- * The data directory's lock: `LOCK` holds the pid of the process using it. A second live process
- * is refused; a lock left by a dead process (a crash) is taken over.
+ * The data directory's lock: `LOCK` holds the pid of the process using it, and on Linux its start
+ * time. A second live process is refused; a lock left by a dead process (a crash) is taken over,
+ * also when its pid has since been reused by an unrelated process (the start times differ).
  *
  * @module
  */
@@ -19,14 +20,16 @@ import * as path from "node:path";
 export async function takeLock(dataDir: string): Promise<void> {
   const lock = path.join(dataDir, "LOCK");
   try {
-    const pid = Number((await fs.promises.readFile(lock, "utf8")).trim());
-    if (pid && pid !== process.pid && isAlive(pid)) {
+    const [pidText, started] = (await fs.promises.readFile(lock, "utf8")).trim().split(" ");
+    const pid = Number(pidText);
+    if (pid && pid !== process.pid && isAlive(pid) && (started === undefined || startTime(pid) === undefined || startTime(pid) === started)) {
       throw new Error(`data directory ${dataDir} is in use by process ${pid} (${lock}); stop it first`);
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  await fs.promises.writeFile(lock, String(process.pid));
+  const me = startTime(process.pid);
+  await fs.promises.writeFile(lock, me === undefined ? String(process.pid) : `${process.pid} ${me}`);
 }
 
 /**
@@ -39,6 +42,17 @@ export async function takeLock(dataDir: string): Promise<void> {
  */
 export async function releaseLock(dataDir: string): Promise<void> {
   await fs.promises.rm(path.join(dataDir, "LOCK"), { force: true });
+}
+
+/** The start time of a process (Linux: field 22 of /proc/<pid>/stat), or undefined elsewhere. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // the command name (field 2) is in parentheses and may hold spaces: count fields after it
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function isAlive(pid: number): boolean {

@@ -58,7 +58,11 @@ log.info("listening", { url: `http://${config.host}:${server.port}` });
 
 const opening = openPulseDb(config, log, metrics);
 
-onShutdownSignal(async (signal) => {
+onShutdownSignal(shutdown);
+watchLauncher(shutdown);
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
   stopping = true;
   log.info("shutting down", { signal });
   try {
@@ -73,7 +77,24 @@ onShutdownSignal(async (signal) => {
     log.error("shutdown failed", { err });
     exit(1);
   }
-});
+}
+
+/**
+ * Under `npm start`, npm is our parent. If npm is killed outright (SIGKILL cannot be forwarded),
+ * we would live on as an orphan holding the port and the data directory; instead, notice that the
+ * parent changed and shut down cleanly, as on SIGTERM.
+ */
+function watchLauncher(stop: (reason: string) => void): void {
+  if (process.env.npm_lifecycle_event === undefined || typeof process.ppid !== "number") return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      stop("parent process exited");
+    }
+  }, 500);
+  (timer as { unref?: () => void }).unref?.();
+}
 
 try {
   engine = (await opening).engine;

@@ -279,6 +279,8 @@ export interface QueryParams {
 }
 
 const QUERY_PARAMS = ["user_id", "device_id", "start", "end", "bucket"] as const;
+/** A date-time whose offset sign was a "+" decoded to a space by form encoding. */
+const UNENCODED_PLUS = /^(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$/;
 
 /**
  * Validates the query parameters of `GET /metrics/heart-rate`. `get(name)` returns a parameter's
@@ -302,6 +304,12 @@ export function parseQueryParams(
   | { ok: false; status: 400; title: string; detail: string; errors: FieldError[] } {
   const raw: Record<string, string | undefined> = {};
   for (const name of QUERY_PARAMS) raw[name] = get(name) ?? undefined;
+  // An unencoded "+" in an offset (`start=2024-01-15T10:00:00+02:00` typed into curl) arrives
+  // decoded as a space; a space can only stand there for "+", so put it back.
+  for (const name of ["start", "end"] as const) {
+    const v = raw[name];
+    if (v !== undefined) raw[name] = v.replace(UNENCODED_PLUS, "$1+$2");
+  }
   const res = querySchema.safeParse(raw);
   const fail = (errors: FieldError[]) =>
     ({

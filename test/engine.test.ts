@@ -290,3 +290,23 @@ describe("Engine first flush", () => {
     }
   });
 });
+
+describe("Engine lock", () => {
+  it("refuses a data directory held by a live process, and takes over a lock whose pid was reused", async () => {
+    const dir = tempDir();
+    const fsm = await import("node:fs");
+    const pathm = await import("node:path");
+    try {
+      // pid 1 is alive; with its real start time the lock is held, with another one it is stale
+      const stat = fsm.readFileSync("/proc/1/stat", "utf8");
+      const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+      fsm.writeFileSync(pathm.join(dir, "LOCK"), `1 ${started}`);
+      await assert.rejects(openTestDb(dir), /in use by process 1/);
+      fsm.writeFileSync(pathm.join(dir, "LOCK"), "1 12345");
+      const { engine } = await openTestDb(dir);
+      await engine.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

@@ -302,6 +302,15 @@ describe("parseReadingsBody on bodies and batches", () => {
 describe("parseQueryParams", () => {
   const BASE = { user_id: "user_1", start: "2024-01-15T10:00:00Z", end: "2024-01-15T11:00:00Z" };
   const q = (params: Record<string, string | undefined>) => parseQueryParams((name) => params[name]);
+
+  it("parseQueryParams reads an offset whose + arrived as a space (unencoded in a URL) as +", () => {
+    const r = q({ ...BASE, start: "2024-01-15T11:00:00 01:00", end: "2024-01-15T12:30:00.5 0100" });
+    assert.equal(r.ok, true);
+    if (r.ok) {
+      assert.equal(r.value.start, Date.UTC(2024, 0, 15, 10));
+      assert.equal(r.value.end, Date.UTC(2024, 0, 15, 11, 30, 0, 500));
+    }
+  });
   const fails = (params: Record<string, string | undefined>) => {
     const r = q(params);
     if (r.ok) assert.fail(`expected a failure for ${JSON.stringify(params)}`);
