@@ -14,7 +14,7 @@ import { silentLogger } from "../src/logger.ts";
 import { Metrics } from "../src/metrics.ts";
 import { openPulseDb } from "../src/pulsedb.ts";
 import { nodeWalFs, type WalFs } from "../src/wal.ts";
-import { DAY0, openTestDb, q, reading, removeDir, tempDir } from "./support/harness.ts";
+import { DAY0, openTestDb, q, reading, removeDir, tempDir, withEngine } from "./support/harness.ts";
 
 /** A WAL file system whose writes or syncs fail with `code` while `fault.on` is set. */
 function faultyFs(fault: { on: "write" | "sync" | undefined; code: string }): WalFs {
@@ -72,9 +72,7 @@ for (const [on, code] of [["write", "ENOSPC"], ["sync", "EIO"]] as const) {
 
 describe("A failing flush", () => {
   it("is retried until it succeeds, and the data stays readable meanwhile", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir);
-    try {
+    await withEngine({}, async (engine, dir) => {
       await engine.write([reading({ heartRate: 61 })]);
       // A file where the day directory must go makes every flush attempt fail.
       fs.mkdirSync(path.join(dir, "runs"), { recursive: true });
@@ -88,18 +86,13 @@ describe("A failing flush", () => {
       await flushed;
       assert.equal(engine.stats().runs.length, 1);
       assert.equal((await q(engine))[0].heart_rate, 61);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 });
 
 describe("A failing compaction", () => {
   it("leaves its inputs in place, and a later attempt merges them without loss", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir);
-    try {
+    await withEngine({}, async (engine, dir) => {
       for (const hr of [60, 62, 64]) {
         await engine.write([reading({ heartRate: hr, ts: DAY0 + hr * 1000 })]);
         await engine.flush();
@@ -117,10 +110,7 @@ describe("A failing compaction", () => {
       await new Compactor(engine, { trigger: 3, settleMs: 0 }).runUntilIdle();
       assert.equal(engine.stats().runs.length, 1);
       assert.deepEqual(await q(engine, { bucketMs: 86_400_000 }), before);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 });
 

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DAY0, openTestDb, q, reading, removeDir, tempDir } from "./support/harness.ts";
+import { DAY0, openTestDb, q, reading, removeDir, tempDir, withEngine } from "./support/harness.ts";
 import { runScript } from "./support/child.ts";
 import type { Engine } from "../src/engine.ts";
 import { OverloadedError } from "../src/engine.ts";
@@ -130,25 +130,18 @@ describe("Engine last write wins", () => {
   });
 
   it("keeps the later element of one batch", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir);
-    try {
+    await withEngine({}, async (engine) => {
       await engine.write([reading({ heartRate: 60 }), reading({ heartRate: 99 })]);
       assert.equal((await q(engine))[0].heart_rate, 99);
       await engine.flush();
       assert.equal((await q(engine))[0].heart_rate, 99);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 });
 
 describe("Engine flush", () => {
   it("writes one run per UTC day under runs/day=YYYY-MM-DD and drops the covered WAL segment", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir);
-    try {
+    await withEngine({}, async (engine, dir) => {
       await engine.write([
         reading({ ts: DAY0 - 1 }),
         reading({ ts: DAY0 }),
@@ -165,24 +158,16 @@ describe("Engine flush", () => {
       for (const r of runs) assert.ok(fs.existsSync(path.join(dir, r.file)), r.file);
       const segments = fs.readdirSync(path.join(dir, "wal"));
       assert.equal(segments.length, 1, `only the current segment remains: ${segments}`);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 
   it("seals the memtable at PULSE_MEMTABLE_ROWS and flushes it in the background", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir, { memtableRows: 10 });
-    try {
+    await withEngine({ memtableRows: 10 }, async (engine) => {
       for (let i = 0; i < 25; i++) await engine.write([reading({ ts: H10 + i * 1000 })]);
       await engine.flush();
       assert.ok(engine.stats().runs.length >= 2);
       assert.equal((await q(engine, { start: H10, end: H10 + MIN }))[0].heart_rate, 75);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 });
 
@@ -252,9 +237,7 @@ describe("Engine backpressure", () => {
 
 describe("Engine run ids", () => {
   it("never hands out a run id twice while a manifest write is in flight", async () => {
-    const dir = tempDir();
-    const { engine } = await openTestDb(dir);
-    try {
+    await withEngine({}, async (engine) => {
       const a = engine.reserveRunId();
       const publishing = engine.replaceRuns([], []);
       await new Promise((r) => setImmediate(r)); // the manifest write is now under way
@@ -262,10 +245,7 @@ describe("Engine run ids", () => {
       await publishing;
       const c = engine.reserveRunId();
       assert.ok(a < b && b < c, `ids ${a}, ${b}, ${c}`);
-    } finally {
-      await engine.close();
-      removeDir(dir);
-    }
+    });
   });
 });
 

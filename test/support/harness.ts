@@ -60,3 +60,21 @@ export function q(engine: Engine, over: { userId?: string; deviceId?: string; st
 export function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
+
+/**
+ * Runs `body` with an engine opened on a fresh temp directory, then closes the engine and removes
+ * the directory whatever happens.
+ */
+export async function withEngine(
+  overrides: Partial<Config>,
+  body: (engine: Engine, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = tempDir();
+  const { engine } = await openTestDb(dir, overrides);
+  try {
+    await body(engine, dir);
+  } finally {
+    await engine.close();
+    removeDir(dir);
+  }
+}
