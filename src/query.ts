@@ -48,6 +48,9 @@ export interface BucketPoint {
   device_id: string;
 }
 
+/** A whole heart rate as Polars writes it (`"heart_rate":75.0,`). */
+const WHOLE_RATE = /"heart_rate":(\d+)\.0([,}])/g;
+
 /** The bucket start as `YYYY-MM-DDTHH:MM:SSZ` (4-digit years: text order is time order). */
 const TIMESTAMP_TEXT = "STRFTIME(CAST(bucket AS TIMESTAMP(3)), '%Y-%m-%dT%H:%M:%SZ')";
 
@@ -201,7 +204,9 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, ranked: r
   const sql = buildQuerySql(spec, ranked, runCount, memCount, dedup, order);
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
   if (df.height === 0) return { count: 0, json: "[]" };
-  return { count: df.height, json: String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0])) };
+  const json = String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0]));
+  // Polars writes whole floats as `75.0`; print them as JSON.stringify would (`75`).
+  return { count: df.height, json: json.replace(WHOLE_RATE, '"heart_rate":$1$2') };
 }
 
 /**

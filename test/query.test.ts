@@ -64,3 +64,23 @@ describe("Query plans", () => {
     }
   });
 });
+
+describe("Query answer text", () => {
+  it("prints whole heart rates as JSON.stringify would (75, not 75.0)", async () => {
+    const { testApp } = await import("./support/harness.ts");
+    const t = await testApp();
+    try {
+      for (const [ts, hr] of [["10:00:00", 75], ["10:01:00", 80.5]] as const) {
+        await t.app.request("/metrics/heart-rate", { method: "POST", body: JSON.stringify({ user_id: "w", device_id: "device_a", timestamp: `2024-01-15T${ts}Z`, heart_rate: hr }) });
+      }
+      const text = await (await t.app.request("/metrics/heart-rate?user_id=w&start=2024-01-15T10:00:00Z&end=2024-01-15T10:30:00Z")).text();
+      assert.equal(
+        text,
+        '{"user_id":"w","data":[{"timestamp":"2024-01-15T10:00:00Z","heart_rate":75,"device_id":"device_a"},' +
+          '{"timestamp":"2024-01-15T10:01:00Z","heart_rate":80.5,"device_id":"device_a"}],"count":2}',
+      );
+    } finally {
+      await t.close();
+    }
+  });
+});
