@@ -353,15 +353,19 @@ export class Engine {
   async replaceRuns(inputs: RunMeta[], outputs: RunMeta[]): Promise<void> {
     const gone = new Set(inputs.map((r) => r.id));
     await this.updateManifest((m) => ({ ...m, runs: [...m.runs.filter((r) => !gone.has(r.id)), ...outputs] }));
+    // Swap in memory in one synchronous step (queries see inputs or output, never both), then
+    // delete the files no query is reading (the others go when their last reader is done).
     for (const meta of outputs) this.addRun(meta);
-    crashPoint("compaction-after-manifest");
+    const retired: RunHandle[] = [];
     for (const id of gone) {
       const h = this.runs.get(id);
       if (!h) continue;
       h.obsolete = true;
       this.runs.delete(id);
-      if (h.readers === 0) await this.deleteRunFile(h);
+      retired.push(h);
     }
+    crashPoint("compaction-after-manifest");
+    for (const h of retired) if (h.readers === 0) await this.deleteRunFile(h);
   }
 
   private memoryBytes(): number {
