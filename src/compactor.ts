@@ -172,7 +172,7 @@ export class Compactor {
     job.inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
     const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(" UNION ALL ");
     const sql =
-      `SELECT user_id, device_id, timestamp, heart_rate, seq FROM (` +
+      `SELECT DISTINCT user_id, device_id, timestamp, heart_rate, seq FROM (` +
       `SELECT user_id, device_id, timestamp, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, timestamp) AS mx FROM (${union})) ` +
       `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
     const lf = checked(pl.SQLContext(tables).execute(sql));

@@ -55,6 +55,14 @@ export class WalWriteError extends Error {
   }
 }
 
+/** One write is too large to be logged as a single, all-or-nothing WAL record. */
+export class TooLargeError extends Error {
+  constructor(detail: string) {
+    super(`the write is too large to be stored atomically (${detail}); send it in smaller batches`);
+    this.name = "TooLargeError";
+  }
+}
+
 /** Test hooks: inject faults below the engine. */
 export interface EngineHooks {
   /** The file-system calls of the WAL (default node:fs). */
@@ -151,6 +159,8 @@ export class Engine {
       syncMode: config.fsync,
       syncIntervalMs: config.fsyncIntervalMs,
       salvage: config.walSalvage,
+      // Never number a new segment at or below one the manifest says is covered (and may delete).
+      minSegment: manifest.walSegment + 1,
       fs: hooks.walFs,
       onSync: (ms: number, records: number) => metrics.observeWalSync(ms, records),
       logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields),
@@ -215,7 +225,14 @@ export class Engine {
     // The record goes to the current segment and the rows to its memtable, after the fsync: a write
     // that is not durable is never visible, and a 503 means "not stored".
     const mem = this.active;
-    const synced = this.wal.append(firstSeq, readings);
+    let synced: Promise<void>;
+    try {
+      synced = this.wal.append(firstSeq, readings);
+    } catch (err) {
+      // Nothing was queued: the record cannot be written as one (over the WAL's 64 MiB record limit).
+      if (err instanceof RangeError) throw new TooLargeError(err.message);
+      throw err;
+    }
     mem.begin(readings.length);
     if (mem.committedAndPendingRows >= this.config.memtableRows) this.rotate();
     try {
@@ -395,9 +412,10 @@ export class Engine {
   /** Seals the active memtable and starts a new one with a new WAL segment. Synchronous. */
   private rotate(): void {
     if (this.active.committedAndPendingRows === 0) return;
+    // The segment the WAL was writing (normally the memtable's own; a later one if the WAL moved to
+    // a fresh segment after a write error): its records are all in this memtable.
     const closed = this.wal.rotate();
-    if (closed !== this.active.id) throw new Error(`wal segment ${closed} != memtable ${this.active.id}`);
-    this.active.seal();
+    this.active.seal(closed);
     this.immutables.push(this.active);
     this.active = new Memtable(this.wal.currentSegment());
     this.scheduleFlush();
@@ -405,7 +423,11 @@ export class Engine {
 
   private tick(): void {
     if (this.closing) return;
-    if (this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
+    try {
+      if (this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
+    } catch (err) {
+      this.log.error("could not seal the memtable; will retry", { err });
+    }
   }
 
   /** Brings the gauges of `metrics` up to date (called before a scrape). */
@@ -438,7 +460,7 @@ export class Engine {
             delay = 100;
           } catch (err) {
             this.metrics.flushFailures.inc();
-            this.log.error("flush failed; will retry", { err, memtable: this.immutables[0].id, retryInMs: delay });
+            this.log.error("flush failed; will retry", { err, memtable: this.immutables[0]?.id, retryInMs: delay });
             if (this.closing && delay > 2000) throw err;
             await new Promise((r) => setTimeout(r, delay));
             delay = Math.min(delay * 2, 30_000);
@@ -460,14 +482,14 @@ export class Engine {
       ...m,
       runs: [...m.runs, ...metas],
       flushedSeq: Math.max(m.flushedSeq, mem.maxSeq),
-      walSegment: Math.max(m.walSegment, mem.id),
+      walSegment: Math.max(m.walSegment, mem.lastSegment),
     }));
     // Publish in one synchronous step: queries see either the memtable or its runs, never both/neither.
     for (const meta of metas) this.addRun(meta);
     this.immutables.shift();
     mem.release();
     crashPoint("flush-before-wal-delete");
-    await this.wal.deleteSegmentsThrough(mem.id);
+    await this.wal.deleteSegmentsThrough(mem.lastSegment);
     const seconds = (performance.now() - started) / 1000;
     this.metrics.flushes.inc();
     const written = metas.reduce((sum, meta) => sum + meta.bytes, 0);

@@ -24,7 +24,7 @@ export function flushSql(frameCount: number, day: number): string {
   const lo = day * DAY_MS;
   const hi = lo + DAY_MS;
   const union = Array.from({ length: frameCount }, (_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`).join(" UNION ALL ");
-  return `SELECT user_id, device_id, CAST(ts AS TIMESTAMP(3)) AS timestamp, heart_rate, seq FROM (` +
+  return `SELECT DISTINCT user_id, device_id, CAST(ts AS TIMESTAMP(3)) AS timestamp, heart_rate, seq FROM (` +
     `SELECT user_id, device_id, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, ts) AS mx FROM (` +
     `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS BIGINT) AS ts, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union}))) ` +
     `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;

@@ -85,6 +85,7 @@ export class Memtable {
 
   constructor(id: number, now: number = Date.now()) {
     this.id = id;
+    this.lastSegment = id;
     this.createdAt = now;
   }
 
@@ -164,9 +165,16 @@ export class Memtable {
     return this.devices.values.slice();
   }
 
-  /** Makes the memtable immutable. */
-  seal(): void {
+  /**
+   * The newest WAL segment holding records of this memtable (set at seal). Usually `id`; higher
+   * when the WAL had to move to a fresh segment after a write error while this memtable was active.
+   */
+  lastSegment: number;
+
+  /** Makes the memtable immutable; `lastSegment` is the newest WAL segment that holds its records. */
+  seal(lastSegment: number = this.id): void {
     this.sealed = true;
+    this.lastSegment = Math.max(this.id, lastSegment);
   }
 
   get isSealed(): boolean {

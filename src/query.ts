@@ -5,7 +5,8 @@
  * expressions one by one from JavaScript costs ~1 ms each on Node 20):
  *   1. scan each source with the user, device and time predicate pushed down (Parquet statistics
  *      prune row groups);
- *   2. de-duplicate by (device, timestamp), keeping the highest sequence (last write wins), unless
+ *   2. de-duplicate by (device, timestamp), keeping the highest sequence (last write wins; copies of
+ *      one write, which carry the same sequence, collapse to one), unless
  *      no two sources can hold the same identity (runs are de-duplicated and never span two days);
  *   3. bucket (`ts - ts % bucket`), mean per (bucket, device), grouping listed devices by their
  *      integer rank;
@@ -119,7 +120,7 @@ export function buildQuerySql(
   const bucket = `ts - (ts % ${bucketMs})`;
   const lastWrite = (key: string, cols: string) =>
     dedup
-      ? `d AS (SELECT ${cols} FROM (SELECT ${cols}, seq, MAX(seq) OVER (PARTITION BY ${key}, ts) AS mx FROM s) WHERE seq = mx)`
+      ? `d AS (SELECT ${cols} FROM (SELECT DISTINCT ${cols}, seq FROM (SELECT ${cols}, seq, MAX(seq) OVER (PARTITION BY ${key}, ts) AS mx FROM s) WHERE seq = mx))`
       : `d AS (SELECT ${cols} FROM s)`;
   if (spec.deviceId !== undefined) {
     // One device: group by the bucket alone.

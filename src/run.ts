@@ -88,12 +88,18 @@ export async function writeRun(
   const dir = path.dirname(full);
   await ensureDir(dir);
   const tmp = path.join(dir, `.tmp-${path.basename(full)}`);
-  await lf.sinkParquet(tmp, {
-    compression: "zstd",
-    statistics: true,
-    rowGroupSize: ROW_GROUP_ROWS,
-    syncOnClose: "data",
-  } as Parameters<pl.LazyDataFrame["sinkParquet"]>[1]).collect();
+  try {
+    await lf.sinkParquet(tmp, {
+      compression: "zstd",
+      statistics: true,
+      rowGroupSize: ROW_GROUP_ROWS,
+      syncOnClose: "data",
+    } as Parameters<pl.LazyDataFrame["sinkParquet"]>[1]).collect();
+  } catch (err) {
+    // A failed attempt (disk full, I/O error) must not leave its half-written file behind.
+    await fs.promises.rm(tmp, { force: true, recursive: true }).catch(() => {});
+    throw err;
+  }
   crashPoint(points.afterSink);
   await fs.promises.rename(tmp, full);
   await fsyncDir(dir);

@@ -90,6 +90,8 @@ export interface WalOptions {
    * in that segment) instead of refusing to open. The engine maps PULSE_WAL_SALVAGE=1 to this.
    */
   salvage?: boolean;
+  /** The lowest number a new segment may get (the engine passes one past what its manifest covers). */
+  minSegment?: number;
   /** Called after each record fdatasync with its duration in ms and the records it covered (metrics). Must not throw. */
   onSync?: (ms: number, records: number) => void;
 }
@@ -508,10 +510,17 @@ export class Wal {
     const batches: ReplayedBatch[] = [];
     const truncated: WalOpenResult["truncated"] = [];
     let maxSeq = 0;
+    // A bad tail is a torn (never acknowledged) write when no later segment holds an intact record:
+    // a rotation can create segment N+1 before N's last queued record is written and synced, so a
+    // crash there leaves N torn with only an empty N+1 after it.
+    const files = numbers.map((n) => join(opts.dir, segmentFileName(n)));
+    const contents = await Promise.all(files.map((f) => fs.readFile(f)));
+    const holdsRecords = contents.map((b) => hasMagic(b) && parseSegment(b).records.length > 0);
     for (let k = 0; k < numbers.length; k++) {
       const number = numbers[k];
-      const file = join(opts.dir, segmentFileName(number));
-      const res = await replaySegment(fs, file, k === numbers.length - 1, opts.salvage === true, log);
+      const file = files[k];
+      const nothingAfter = !holdsRecords.slice(k + 1).some(Boolean);
+      const res = await replaySegment(fs, file, contents[k], k === numbers.length - 1, nothingAfter, opts.salvage === true, log);
       if (res.cut) truncated.push(res.cut);
       for (const r of res.records) {
         if (r.firstSeq <= maxSeq) {
@@ -522,7 +531,7 @@ export class Wal {
       }
     }
 
-    const wal = new Wal(opts, fs, log, (numbers.at(-1) ?? 0) + 1, maxSeq);
+    const wal = new Wal(opts, fs, log, Math.max((numbers.at(-1) ?? 0) + 1, opts.minSegment ?? 1), maxSeq);
     try {
       await wal.createSegment(wal.current);
     } catch (err) {
@@ -899,15 +908,20 @@ export class Wal {
   }
 }
 
-/** Read, check and (where the rules allow) repair one segment during open. */
+/**
+ * Check and (where the rules allow) repair one segment during open. `isLast`: the newest file (a
+ * missing header can only be a crash during its creation). `nothingAfter`: no later segment holds
+ * an intact record (so a bad tail here is a torn, never acknowledged write).
+ */
 async function replaySegment(
   fs: WalFs,
   file: string,
+  b: Uint8Array,
   isLast: boolean,
+  nothingAfter: boolean,
   salvage: boolean,
   log: WalLogger,
 ): Promise<{ records: ParsedSegment["records"]; cut?: WalOpenResult["truncated"][number] }> {
-  const b = await fs.readFile(file);
   if (!hasMagic(b)) {
     // A missing header (short, or only zeros) on the last segment = crash while creating it.
     if (isLast && (b.length < HEADER_BYTES || b.every((x) => x === 0))) {
@@ -939,7 +953,7 @@ async function replaySegment(
   const parsed = parseSegment(b);
   const bad = parsed.bad;
   if (!bad) return { records: parsed.records };
-  const torn = isLast && bad.tail;
+  const torn = nothingAfter && bad.tail;
   if (!torn && !salvage) {
     const where = bad.tail ? "in later segments" : "later in this segment";
     throw new Error(

@@ -110,3 +110,27 @@ describe("Arrow ingest", () => {
     assert.equal(res.headers.get("content-type"), "application/problem+json");
   });
 });
+
+describe("Arrow ingest of a batch too large for one WAL record", () => {
+  it("answers 413 and stores nothing", async () => {
+    const t = await testApp({ maxBodyBytes: 32 * 1024 * 1024 });
+    try {
+      const n = 250_000; // 250,000 readings with 128-character ids: over the 64 MiB WAL record limit
+      const user = "u".repeat(127) + "1";
+      const device = "d".repeat(128);
+      const body = ipc({
+        user_id: dict(Array.from({ length: n }, () => user)),
+        device_id: dict(Array.from({ length: n }, () => device)),
+        timestamp: arrow.makeVector(Float64Array.from({ length: n }, (_, i) => H10 + i)),
+        heart_rate: arrow.makeVector(new Float64Array(n).fill(70)),
+      });
+      const res = await t.app.request("/metrics/heart-rate", { method: "POST", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers: { "content-type": TYPE } });
+      assert.equal(res.status, 413);
+      assert.equal(res.headers.get("content-type"), "application/problem+json");
+      const q = await t.app.request(`/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`);
+      assert.equal(q.status, 404);
+    } finally {
+      await t.close();
+    }
+  });
+});

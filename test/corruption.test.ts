@@ -173,3 +173,34 @@ describe("Corruption", () => {
     });
   }
 });
+
+describe("Rebuilt manifest", () => {
+  it("counts each reading once when runs and the WAL both hold it (crash before the WAL segment was deleted)", async () => {
+    const dir = tempDir();
+    try {
+      const child = runScript(`
+        import { openPulseDb } from "./src/pulsedb.ts";
+        import { testConfig } from "./src/config.ts";
+        import { silentLogger } from "./src/logger.ts";
+        const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: "flush-before-wal-delete:2" }), silentLogger);
+        await engine.write([{ userId: "u1", deviceId: "device_a", ts: ${DAY0}, heartRate: 60 }]);
+        await engine.flush();
+        await engine.write([{ userId: "u1", deviceId: "device_a", ts: ${DAY0} + 1000, heartRate: 120 }]);
+        await engine.flush();
+      `);
+      assert.equal(child.signal, "SIGKILL", child.stderr);
+      assert.deepEqual(await served(dir, { recovery: "rebuild-manifest" }), { 0: 90 });
+      assert.deepEqual(await served(dir), { 0: 90 });
+      // and after compaction merges the copies
+      const { engine } = await openTestDb(dir);
+      const { Compactor } = await import("../src/compactor.ts");
+      await engine.flush();
+      await new Compactor(engine, { trigger: 2, settleMs: 0 }).runUntilIdle();
+      assert.equal(engine.stats().runs.reduce((n, r) => n + r.rows, 0), 2, "one row per reading after compaction");
+      await engine.close();
+      assert.deepEqual(await served(dir), { 0: 90 });
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

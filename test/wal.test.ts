@@ -346,13 +346,23 @@ describe("Wal", () => {
     }
   });
 
-  it("Wal refuses a corrupt record in an earlier segment even at its tail, unless salvaging", async () => {
+  it("Wal cuts a torn tail in an earlier segment when no later segment holds a record (crash right after a rotation)", async () => {
     const { bytes, starts, batches } = await threeRecords();
-    const d = layout("earlier", bytes.subarray(0, starts[3] - 3)); // torn, but not the last segment
+    const d = layout("rotated", bytes.subarray(0, starts[3] - 3)); // torn, followed by an empty new segment
     writeFileSync(segPath(2, d), "PDBWAL01");
+    const { wal, batches: got, truncated } = await Wal.open({ dir: d, logger: memLogger() });
+    assert.deepEqual(got.map((b) => b.readings), batches.slice(0, 2));
+    assert.deepEqual(truncated.map((t) => t.offset), [starts[2]]);
+    await wal.close();
+  });
+
+  it("Wal refuses a corrupt record in an earlier segment when a later segment holds records, unless salvaging", async () => {
+    const { bytes, starts, batches } = await threeRecords();
+    const d = layout("earlier", bytes.subarray(0, starts[3] - 3)); // torn, and acknowledged data follows
+    writeFileSync(segPath(2, d), new Uint8Array([...new TextEncoder().encode("PDBWAL01"), ...encodeRecord(100, batchOf(1, 100))]));
     await assert.rejects(Wal.open({ dir: d, logger: memLogger() }), (err: Error) => err.message.includes(segPath(1, d)));
     const { wal, batches: got } = await Wal.open({ dir: d, logger: memLogger(), salvage: true });
-    assert.deepEqual(got.map((b) => b.readings), batches.slice(0, 2));
+    assert.deepEqual(got.map((b) => b.readings), [...batches.slice(0, 2), batchOf(1, 100)]);
     assert.equal(wal.currentSegment(), 3);
     await wal.close();
   });

@@ -6,7 +6,7 @@
  */
 import { Hono, type Context } from "hono";
 import type { Config } from "../config.ts";
-import { Engine, OverloadedError, ShuttingDownError, WalWriteError } from "../engine.ts";
+import { Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../logger.ts";
 import type { HttpRoute, Metrics } from "../metrics.ts";
 import { openApiJson } from "../openapi.ts";
@@ -201,6 +201,10 @@ function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
   if (err instanceof ShuttingDownError) {
     metrics.reject("unavailable", n);
     return problemResponse(problem(503, "Service Unavailable", "pulsedb is shutting down; retry against the restarted server."), { "retry-after": "1" });
+  }
+  if (err instanceof TooLargeError) {
+    metrics.reject("too_large", n);
+    return problemResponse(problem(413, "Content Too Large", err.message));
   }
   if (err instanceof WalWriteError) {
     metrics.reject("wal_error", n);
