@@ -12,7 +12,8 @@
  *      integer rank;
  *   4. per bucket keep the device of highest priority (lowest number; unknown devices rank after
  *      every configured one, then by device_id ascending);
- *   5. round to 2 decimals, format the bucket start, sort by bucket.
+ *   5. format the bucket start, sort by bucket; the mean is rounded to 2 decimals (round.ts) while
+ *      the JSON text is finished.
  * Polars also writes the answer's `data` array as JSON (`writeJSON`), so no row of the answer is
  * touched by JavaScript at all.
  *
@@ -21,6 +22,7 @@
 import pl from "nodejs-polars";
 import type { DevicePriority } from "./config.ts";
 import { ID_PATTERN } from "./reading.ts";
+import { round2 } from "./round.ts";
 import { checked } from "./run.ts";
 
 /** What a query asks. Bounds are ms since epoch, half-open `[start, end)`. */
@@ -49,8 +51,8 @@ export interface BucketPoint {
   device_id: string;
 }
 
-/** A whole heart rate as Polars writes it (`"heart_rate":75.0,`). */
-const WHOLE_RATE = /"heart_rate":(\d+)\.0([,}])/g;
+/** A heart rate in Polars' JSON (shortest round-trip form of the float64 mean). */
+const RATE = /"heart_rate":([0-9.eE+-]+)/g;
 
 /** The bucket start as `YYYY-MM-DDTHH:MM:SSZ` (4-digit years: text order is time order). */
 const TIMESTAMP_TEXT = "STRFTIME(CAST(bucket AS TIMESTAMP(3)), '%Y-%m-%dT%H:%M:%SZ')";
@@ -126,7 +128,7 @@ export function buildQuerySql(
     // One device: group by the bucket alone.
     return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${lastWrite("device_id", "device_id, ts, heart_rate")}, ` +
       `g AS (SELECT ${bucket} AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY bucket) ` +
-      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, '${spec.deviceId}' AS device_id FROM g ORDER BY timestamp`;
+      `SELECT ${TIMESTAMP_TEXT} AS timestamp, hr AS heart_rate, '${spec.deviceId}' AS device_id FROM g ORDER BY timestamp`;
   }
   if (order !== undefined && order.length > 0) {
     const rank = `CASE device_id ${order.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${order.length} END`;
@@ -134,7 +136,7 @@ export function buildQuerySql(
     return `WITH ${src}, s AS (SELECT ${rank} AS rk, ts, heart_rate, seq FROM src), ${lastWrite("rk", "rk, ts, heart_rate")}, ` +
       `g AS (SELECT ${bucket} AS bucket, rk, AVG(heart_rate) AS hr FROM d GROUP BY bucket, rk), ` +
       `w AS (SELECT bucket, rk, hr FROM (SELECT bucket, rk, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM g) WHERE rk = best) ` +
-      `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, ${name} AS device_id FROM w ORDER BY timestamp`;
+      `SELECT ${TIMESTAMP_TEXT} AS timestamp, hr AS heart_rate, ${name} AS device_id FROM w ORDER BY timestamp`;
   }
   const k = ranked.length;
   const listedRank = k === 0 ? "0" : `CASE device_id ${ranked.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${k} END`;
@@ -143,7 +145,7 @@ export function buildQuerySql(
     `a AS (SELECT bucket, ${listedRank} AS rk, device_id, hr FROM g), ` +
     `w AS (SELECT bucket, device_id, hr FROM (SELECT bucket, rk, device_id, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM a) WHERE rk = best), ` +
     `x AS (SELECT bucket, hr, device_id, MIN(device_id) OVER (PARTITION BY bucket) AS first_dev FROM w) ` +
-    `SELECT ${TIMESTAMP_TEXT} AS timestamp, ROUND(hr, 2) AS heart_rate, device_id FROM x WHERE device_id = first_dev ORDER BY timestamp`;
+    `SELECT ${TIMESTAMP_TEXT} AS timestamp, hr AS heart_rate, device_id FROM x WHERE device_id = first_dev ORDER BY timestamp`;
 }
 
 /**
@@ -206,8 +208,9 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, ranked: r
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
   if (df.height === 0) return { count: 0, json: "[]" };
   const json = String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0]));
-  // Polars writes whole floats as `75.0`; print them as JSON.stringify would (`75`).
-  return { count: df.height, json: json.replace(WHOLE_RATE, '"heart_rate":$1$2') };
+  // Round here, exactly (round.ts): Polars' ROUND works on x * 100 and disagrees with the exact
+  // rule for values such as 125.805. This also prints whole values as JSON.stringify would (75).
+  return { count: df.height, json: json.replace(RATE, (_, v: string) => `"heart_rate":${round2(Number(v))}`) };
 }
 
 /**
