@@ -65,6 +65,12 @@ export async function ensureDir(dir: string): Promise<void> {
   if (fs.existsSync(dir)) return;
   const parent = path.dirname(dir);
   if (parent !== dir) await ensureDir(parent);
-  await fs.promises.mkdir(dir, { recursive: true });
+  // Not `recursive: true`: the parents are made above, and Node's recursive mkdir can loop forever
+  // where the kernel refuses with ENOENT (e.g. under /proc).
+  try {
+    await fs.promises.mkdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
   await fsyncDir(parent);
 }

@@ -21,6 +21,8 @@ import { Metrics } from "./metrics.ts";
 import { openPulseDb } from "./pulsedb.ts";
 
 const started = performance.now();
+/** How long a shutdown waits for an engine that is still opening. */
+const OPEN_WAIT_MS = 60_000;
 
 let config: Config;
 try {
@@ -67,9 +69,16 @@ async function shutdown(signal: string): Promise<void> {
   log.info("shutting down", { signal });
   try {
     await server.close();
-    // A signal during WAL replay waits for the open to finish, then closes cleanly. If the open
-    // fails, the start-up path below reports it and exits 1.
-    const db = await opening.catch(() => undefined);
+    // A signal during WAL replay waits for the open to finish (at most OPEN_WAIT_MS), then closes
+    // cleanly. If the open fails, the start-up path below reports it and exits 1.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), OPEN_WAIT_MS)));
+    const db = await Promise.race([opening.catch(() => undefined), gaveUp]);
+    clearTimeout(timer);
+    if (db === "timeout") {
+      log.error("shutdown: the engine did not finish opening; exiting without a flush (the WAL keeps every acknowledged write)", { waitedMs: OPEN_WAIT_MS });
+      exit(1);
+    }
     if (db === undefined) return;
     await db.engine.close();
     exit(0);

@@ -89,6 +89,22 @@ export function parseTimestamp(s: string): number | undefined {
   return t < MIN_TS || t > MAX_TS ? undefined : t;
 }
 
+/**
+ * The digits of a valid timestamp's fraction beyond milliseconds, without trailing zeros
+ * ("" when there are none): what `parseTimestamp` truncates away. Query bounds use it to stay
+ * exact (see `parseQueryParams`).
+ *
+ * @example
+ * subMillisecondDigits("2024-01-15T10:00:00.0005Z"); // "5"
+ * subMillisecondDigits("2024-01-15T10:00:00.123Z");  // ""
+ */
+export function subMillisecondDigits(s: string): string {
+  if (s.charCodeAt(19) !== 46 /* . */) return "";
+  let end = 20;
+  while (end < s.length && s.charCodeAt(end) >= 48 && s.charCodeAt(end) <= 57) end++;
+  return s.slice(Math.min(23, end), end).replace(/0+$/, "");
+}
+
 function pad2(n: number): string {
   return n < 10 ? "0" + n : "" + n;
 }

@@ -13,7 +13,7 @@
 
 import { z } from "zod";
 import { ID_PATTERN, MAX_BATCH, MAX_HEART_RATE, MIN_HEART_RATE, type Reading } from "./reading.ts";
-import { parseTimestamp } from "./timestamp.ts";
+import { parseTimestamp, subMillisecondDigits } from "./timestamp.ts";
 import { VALIDATION_TITLE } from "./problem.ts";
 
 /** One problem with one input field. */
@@ -327,8 +327,15 @@ export function parseQueryParams(
     if (start !== undefined && end !== undefined && start >= end) errors.push(rangeError());
     return fail(errors);
   }
-  const { user_id, device_id, start, end, bucket } = res.data;
-  if (start >= end) return fail([rangeError()]);
+  const { user_id, device_id, bucket } = res.data;
+  // Readings are stored at whole milliseconds, but a bound may be finer: compare the bounds exactly,
+  // then round each up to a whole millisecond, which keeps [start, end) exact for stored readings
+  // (t >= 10.0005 ms  <=>  t >= 11 ms;  t < 10.0005 ms  <=>  t < 11 ms).
+  const subStart = subMillisecondDigits(raw.start!);
+  const subEnd = subMillisecondDigits(raw.end!);
+  if (compareExact(res.data.start, subStart, res.data.end, subEnd) >= 0) return fail([rangeError()]);
+  const start = res.data.start + (subStart === "" ? 0 : 1);
+  const end = res.data.end + (subEnd === "" ? 0 : 1);
   const bucketMs = BUCKET_MS[bucket];
   const count = Math.ceil(end / bucketMs) - Math.floor(start / bucketMs);
   if (count > MAX_BUCKETS) {
@@ -346,4 +353,13 @@ export function parseQueryParams(
 
 function rangeError(): FieldError {
   return { path: "end", message: "end must be later than start (the range is start <= timestamp < end)" };
+}
+
+/** Compares two instants given as whole ms plus the decimal digits beyond them. */
+function compareExact(a: number, aSub: string, b: number, bSub: string): number {
+  if (a !== b) return a < b ? -1 : 1;
+  const n = Math.max(aSub.length, bSub.length);
+  const x = aSub.padEnd(n, "0");
+  const y = bSub.padEnd(n, "0");
+  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -303,6 +303,24 @@ describe("parseQueryParams", () => {
   const BASE = { user_id: "user_1", start: "2024-01-15T10:00:00Z", end: "2024-01-15T11:00:00Z" };
   const q = (params: Record<string, string | undefined>) => parseQueryParams((name) => params[name]);
 
+  it("parseQueryParams keeps sub-millisecond bounds exact by rounding them up to whole milliseconds", () => {
+    const T = Date.UTC(2024, 0, 15, 10);
+    const at = (start: string, end: string) => q({ user_id: "u", start, end });
+    const ok = (r: ReturnType<typeof at>) => {
+      assert.equal(r.ok, true);
+      return r.ok ? [r.value.start, r.value.end] : [];
+    };
+    // a reading at T is before end = T + 0.5 us: the bound becomes T + 1 ms
+    assert.deepEqual(ok(at("2024-01-15T09:59:59Z", "2024-01-15T10:00:00.0005Z")), [T - 1000, T + 1]);
+    // and a reading at T is before start = T + 0.5 us: excluded
+    assert.deepEqual(ok(at("2024-01-15T10:00:00.0005Z", "2024-01-15T10:00:01Z")), [T + 1, T + 1000]);
+    // both bounds inside one millisecond: a valid, empty range
+    assert.deepEqual(ok(at("2024-01-15T10:00:00.0005Z", "2024-01-15T10:00:00.0009Z")), [T + 1, T + 1]);
+    assert.equal(at("2024-01-15T10:00:00.0009Z", "2024-01-15T10:00:00.0005Z").ok, false);
+    assert.equal(at("2024-01-15T10:00:00.00050Z", "2024-01-15T10:00:00.0005Z").ok, false);
+    assert.deepEqual(ok(at("2024-01-15T10:00:00.1230Z", "2024-01-15T10:00:00.124Z")), [T + 123, T + 124]);
+  });
+
   it("parseQueryParams reads an offset whose + arrived as a space (unencoded in a URL) as +", () => {
     const r = q({ ...BASE, start: "2024-01-15T11:00:00 01:00", end: "2024-01-15T12:30:00.5 0100" });
     assert.equal(r.ok, true);

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
+
 /** A listening server. */
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
@@ -73,7 +75,27 @@ export async function serve(fetch: FetchHandler, opts: { hostname: string; port:
       });
     });
     (server as import("node:http").Server).once("error", reject);
+    (server as import("node:http").Server).on("clientError", answerClientError);
   });
+}
+
+/**
+ * Node's HTTP parser rejects some requests before any handler runs (a malformed request line,
+ * headers over its limit); answer those with problem JSON too, then close the connection.
+ */
+function answerClientError(err: Error & { code?: string }, socket: import("node:stream").Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+  const status = tooLarge ? 431 : 400;
+  const title = tooLarge ? "Request Header Fields Too Large" : "Bad Request";
+  const detail = tooLarge ? "The request line or headers are too large." : "The request is not valid HTTP.";
+  const body = JSON.stringify({ type: "about:blank", title, status, detail });
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /**
