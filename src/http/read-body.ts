@@ -9,6 +9,18 @@
  * @module
  */
 
+/** Oversized bodies up to this size are read and dropped before the 413; larger ones are not read. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
+async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = body.getReader();
+  try {
+    for (;;) if ((await reader.read()).done) return;
+  } catch {
+    // the client went away: nothing to drain
+  }
+}
+
 /**
  * The body's bytes, or `undefined` when it is larger than `limit` bytes.
  *
@@ -22,7 +34,13 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array 
   const length = req.headers.get("content-length");
   if (length !== null && !req.headers.has("transfer-encoding")) {
     const n = Number(length);
-    if (!(n <= limit)) return undefined;
+    if (!(n <= limit)) {
+      // Read and drop a moderately oversized body before answering 413: many clients (Python's
+      // urllib, for one) send the whole body before they read the answer, and would see a broken
+      // pipe instead of the 413 if the connection closed under them.
+      if (n <= DRAIN_LIMIT && req.body !== null) await drain(req.body);
+      return undefined;
+    }
     return new Uint8Array(await req.arrayBuffer());
   }
   if (req.body === null) return new Uint8Array(0);
