@@ -20,7 +20,7 @@
  */
 import pl from "nodejs-polars";
 import type { Engine } from "./engine.ts";
-import { checked, writeRun, type RunMeta } from "./run.ts";
+import { checked, runRowsSql, writeRun, type RunMeta } from "./run.ts";
 import * as path from "node:path";
 
 /** One planned merge. */
@@ -171,11 +171,7 @@ export class Compactor {
     const tables: Record<string, pl.LazyDataFrame> = {};
     job.inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
     const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(" UNION ALL ");
-    const sql =
-      `SELECT DISTINCT user_id, device_id, timestamp, heart_rate, seq FROM (` +
-      `SELECT user_id, device_id, timestamp, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, timestamp) AS mx FROM (${union})) ` +
-      `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
-    const lf = checked(pl.SQLContext(tables).execute(sql));
+    const lf = checked(pl.SQLContext(tables).execute(runRowsSql(union)));
     const output = await writeRun(dataDir, lf, { id: this.engine.reserveRunId(), day: job.day, level: job.outputLevel }, {
       afterSink: "compaction-after-sink",
       afterRename: "compaction-after-rename",

@@ -78,14 +78,6 @@ interface RunHandle {
   obsolete: boolean;
 }
 
-/** A query's answer: the buckets, and whether it came from the cache. */
-export interface QueryAnswer {
-  points: BucketPoint[];
-  cached: boolean;
-  /** The JSON body, when the caller asked for it (the cache stores bodies). */
-  body?: string;
-}
-
 /**
  * The engine. Create with `Engine.open(config, logger)`; stop with `close()`.
  *
@@ -153,7 +145,7 @@ export class Engine {
     await takeLock(dataDir);
     const started = performance.now();
     const manifest = config.recovery === "rebuild-manifest" ? await rebuildManifest(dataDir, log) : await readManifestOrRefuse(dataDir);
-    await removeOrphans(dataDir, manifest, log);
+    await checkRunFiles(dataDir, manifest, log);
     const { wal, batches, truncated } = await Wal.open({
       dir: path.join(dataDir, "wal"),
       syncMode: config.fsync,
@@ -341,7 +333,7 @@ export class Engine {
   /** A snapshot of counters for /metrics and tests. */
   stats(): { memtableRows: number; memtableBytes: number; immutableMemtables: number; runs: RunMeta[]; nextSeq: number; flushedSeq: number } {
     return {
-      memtableRows: this.active.rows + this.immutables.reduce((s, m) => s + m.rows, 0),
+      memtableRows: this.memtableRows(),
       memtableBytes: this.memoryBytes(),
       immutableMemtables: this.immutables.length,
       runs: this.manifest.runs.slice(),
@@ -385,18 +377,18 @@ export class Engine {
     for (const h of retired) if (h.readers === 0) await this.deleteRunFile(h);
   }
 
+  private memtableRows(): number {
+    return this.immutables.reduce((sum, m) => sum + m.rows, this.active.rows);
+  }
+
   private memoryBytes(): number {
     let bytes = this.active.approxBytes();
     for (const m of this.immutables) bytes += m.approxBytes();
     return bytes;
   }
 
+  /** Invalidates, per user, the cached answers whose range meets the span of the written timestamps. */
   private invalidate(readings: readonly Reading[]): void {
-    if (this.cache.size === 0) {
-      // Still move versions so an in-flight query does not cache a pre-write answer.
-      for (const r of readings) this.cache.invalidate(r.userId, r.ts);
-      return;
-    }
     const spans = new Map<string, { min: number; max: number }>();
     for (const r of readings) {
       const s = spans.get(r.userId);
@@ -433,7 +425,7 @@ export class Engine {
   /** Brings the gauges of `metrics` up to date (called before a scrape). */
   refreshGauges(): void {
     const m = this.metrics;
-    m.memtableRows.set(this.active.rows + this.immutables.reduce((s, x) => s + x.rows, 0));
+    m.memtableRows.set(this.memtableRows());
     m.memtableBytes.set(this.memoryBytes());
     m.immutableMemtables.set(this.immutables.length);
     m.setWalStats(this.wal.stats());
@@ -533,7 +525,7 @@ export class Engine {
  * Removes run files the manifest does not name (half-written flushes and compactions), and checks
  * that every run it names is whole (size and checksum).
  */
-async function removeOrphans(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
+async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
   const live = new Set(manifest.runs.map((r) => r.file));
   for (const file of await listRunFiles(dataDir)) {
     if (live.has(file)) continue;

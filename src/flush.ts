@@ -10,7 +10,7 @@
  */
 import pl from "nodejs-polars";
 import type { Memtable } from "./memtable.ts";
-import { checked, dayName, DAY_MS, writeRun, type RunMeta } from "./run.ts";
+import { checked, dayName, DAY_MS, runRowsSql, writeRun, type RunMeta } from "./run.ts";
 
 /**
  * The Polars SQL that turns memtable frames `m0..m{n-1}` into the rows of one day's run.
@@ -24,10 +24,10 @@ export function flushSql(frameCount: number, day: number): string {
   const lo = day * DAY_MS;
   const hi = lo + DAY_MS;
   const union = Array.from({ length: frameCount }, (_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`).join(" UNION ALL ");
-  return `SELECT DISTINCT user_id, device_id, CAST(ts AS TIMESTAMP(3)) AS timestamp, heart_rate, seq FROM (` +
-    `SELECT user_id, device_id, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, ts) AS mx FROM (` +
-    `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, CAST(ts AS BIGINT) AS ts, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union}))) ` +
-    `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
+  return runRowsSql(
+    `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ` +
+      `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,
+  );
 }
 
 /**
@@ -42,7 +42,7 @@ export function flushSql(frameCount: number, day: number): string {
 export async function writeMemtableRuns(dataDir: string, mem: Memtable, nextId: () => number): Promise<RunMeta[]> {
   const frames = mem.frames();
   const metas: RunMeta[] = [];
-  for (const day of [...mem.days.keys()].sort((a, b) => a - b)) {
+  for (const day of [...mem.days].sort((a, b) => a - b)) {
     const tables: Record<string, pl.LazyDataFrame> = {};
     frames.forEach((f, i) => (tables[`m${i}`] = f.lazy()));
     const lf = checked(pl.SQLContext(tables).execute(flushSql(frames.length, day)));

@@ -17,17 +17,10 @@ import * as arrow from "apache-arrow";
 import pl from "nodejs-polars";
 import { Buffer } from "node:buffer";
 import type { Reading } from "./reading.ts";
+import { DAY_MS } from "./run.ts";
 
-const DAY_MS = 86_400_000;
 /** Rows per Polars frame converted in the background (see `frameTail`). */
 export const FRAME_CHUNK_ROWS = 32_768;
-
-/** Per UTC day statistics of a memtable (the flush writes one run per day). */
-export interface DayStats {
-  rows: number;
-  minTs: number;
-  maxTs: number;
-}
 
 class StringDictionary {
   readonly values: string[] = [];
@@ -62,10 +55,9 @@ export class Memtable {
   rows = 0;
   minTs = Infinity;
   maxTs = -Infinity;
-  minSeq = Infinity;
   maxSeq = 0;
-  /** UTC day number (ms / 86,400,000) -> statistics. */
-  readonly days = new Map<number, DayStats>();
+  /** The UTC days (ms / 86,400,000) the rows fall on: the flush writes one run per day. */
+  readonly days = new Set<number>();
   private sealed = false;
   private flushed = false;
   /** Writes begun (WAL append queued) but not yet appended here or abandoned. */
@@ -129,7 +121,6 @@ export class Memtable {
     this.reserve(this.rows + n);
     let row = this.rows;
     let lastDay = NaN;
-    let stats: DayStats | undefined;
     for (let i = 0; i < n; i++, row++) {
       const r = readings[i];
       const t = r.ts;
@@ -142,22 +133,12 @@ export class Memtable {
       if (t > this.maxTs) this.maxTs = t;
       const day = Math.floor(t / DAY_MS);
       if (day !== lastDay) {
-        stats = this.days.get(day);
-        if (!stats) {
-          stats = { rows: 0, minTs: t, maxTs: t };
-          this.days.set(day, stats);
-        }
+        this.days.add(day);
         lastDay = day;
       }
-      stats!.rows++;
-      if (t < stats!.minTs) stats!.minTs = t;
-      if (t > stats!.maxTs) stats!.maxTs = t;
     }
     this.rows = row;
-    if (n > 0) {
-      if (firstSeq < this.minSeq) this.minSeq = firstSeq;
-      if (firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
-    }
+    if (n > 0 && firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
   }
 
   /** The distinct device_ids appended so far (not sorted; the array is copied). */
@@ -175,10 +156,6 @@ export class Memtable {
   seal(lastSegment: number = this.id): void {
     this.sealed = true;
     this.lastSegment = Math.max(this.id, lastSegment);
-  }
-
-  get isSealed(): boolean {
-    return this.sealed;
   }
 
   /** An estimate of the memory this memtable holds, in bytes. */

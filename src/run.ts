@@ -44,6 +44,22 @@ export interface RunMeta {
 }
 
 /**
+ * The SQL that turns rows in run schema (`user_id, device_id, timestamp, heart_rate, seq`, from the
+ * query `rows`) into the rows of a run: per identity the highest sequence only (copies of one write,
+ * which share it, collapse to one), sorted by user, timestamp, device. Flush and compaction share it.
+ *
+ * @example
+ * ```ts
+ * const sql = runRowsSql("SELECT user_id, device_id, timestamp, heart_rate, seq FROM r0 UNION ALL SELECT ... FROM r1");
+ * ```
+ */
+export function runRowsSql(rows: string): string {
+  return `SELECT DISTINCT user_id, device_id, timestamp, heart_rate, seq FROM (` +
+    `SELECT user_id, device_id, timestamp, heart_rate, seq, MAX(seq) OVER (PARTITION BY user_id, device_id, timestamp) AS mx FROM (${rows})) ` +
+    `WHERE seq = mx ORDER BY user_id, timestamp, device_id`;
+}
+
+/**
  * The UTC day (`YYYY-MM-DD`) of a day number (ms / DAY_MS).
  *
  * @example
@@ -110,31 +126,31 @@ export async function writeRun(
 }
 
 /**
- * Reads a run file's row count and timestamp / sequence bounds (mostly from Parquet metadata).
+ * Reads a run file's row count, timestamp and sequence bounds and distinct devices, in one pass
+ * grouped by device (the totals are folded from the few per-device rows).
  *
  * @example
  * ```ts
- * const { rows, minTs, maxTs } = await runStats("./data/runs/day=2024-01-15/L0-00000001.parquet");
+ * const { rows, minTs, maxTs, devices } = await runStats("./data/runs/day=2024-01-15/L0-00000001.parquet");
  * ```
  */
 export async function runStats(
   fullPath: string,
 ): Promise<{ rows: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number; devices: string[] }> {
-  const ctx = pl.SQLContext({ r: pl.scanParquet(fullPath) });
-  const lf = ctx.execute(
-    "SELECT COUNT(*) AS rows, MIN(CAST(timestamp AS BIGINT)) AS min_ts, MAX(CAST(timestamp AS BIGINT)) AS max_ts, MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM r",
+  const lf = pl.SQLContext({ r: pl.scanParquet(fullPath) }).execute(
+    "SELECT device_id, COUNT(*) AS rows, MIN(CAST(timestamp AS BIGINT)) AS min_ts, MAX(CAST(timestamp AS BIGINT)) AS max_ts, " +
+      "MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM r GROUP BY device_id",
   );
-  const df = await checked(lf).collect();
-  const row = df.toRecords()[0] as Record<string, number | null>;
-  const devs = await checked(pl.SQLContext({ r: pl.scanParquet(fullPath) }).execute("SELECT DISTINCT device_id FROM r")).collect();
-  const devices = (devs.getColumn("device_id").toArray() as string[]).sort();
+  const perDevice = (await checked(lf).collect()).toRecords() as Array<Record<string, number | string>>;
+  const col = (key: string) => perDevice.map((d) => Number(d[key]));
+  const empty = perDevice.length === 0;
   return {
-    devices,
-    rows: Number(row.rows ?? 0),
-    minTs: Number(row.min_ts ?? 0),
-    maxTs: Number(row.max_ts ?? 0),
-    minSeq: Number(row.min_seq ?? 0),
-    maxSeq: Number(row.max_seq ?? 0),
+    devices: perDevice.map((d) => String(d.device_id)).sort(),
+    rows: col("rows").reduce((a, b) => a + b, 0),
+    minTs: empty ? 0 : Math.min(...col("min_ts")),
+    maxTs: empty ? 0 : Math.max(...col("max_ts")),
+    minSeq: empty ? 0 : Math.min(...col("min_seq")),
+    maxSeq: empty ? 0 : Math.max(...col("max_seq")),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DAY0, testApp } from "./support/harness.ts";
+import { DAY0, testApp, waitFor } from "./support/harness.ts";
 
 describe("Back-pressure", () => {
   it("answers 503 with Retry-After at the memory budget, keeps what was acknowledged, and resumes by itself", async () => {
@@ -32,13 +32,7 @@ describe("Back-pressure", () => {
       assert.ok(acked > 1024, `acknowledged ${acked} before the budget`);
       // Writes resume without any outside help: the refusal sealed the memtable and its flush frees
       // the budget. Bounded wait for that background flush.
-      const deadline = Date.now() + 20_000;
-      let resumed = false;
-      while (!resumed && Date.now() < deadline) {
-        resumed = (await post(acked)).status === 200;
-        if (!resumed) await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.ok(resumed, "writes did not resume");
+      await waitFor(async () => (await post(acked)).status === 200);
       // Everything acknowledged is there, once: acked readings at 1 s apart, plus the resumed one.
       const res = await t.app.request(`/metrics/heart-rate?user_id=bp&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z&bucket=1d`);
       const body = await res.json();

@@ -14,7 +14,7 @@ import { silentLogger } from "../src/logger.ts";
 import { Metrics } from "../src/metrics.ts";
 import { openPulseDb } from "../src/pulsedb.ts";
 import { nodeWalFs, type WalFs } from "../src/wal.ts";
-import { DAY0, openTestDb, q, reading, removeDir, tempDir, withEngine } from "./support/harness.ts";
+import { DAY0, openTestDb, q, reading, removeDir, tempDir, withEngine, waitFor } from "./support/harness.ts";
 
 /** A WAL file system whose writes or syncs fail with `code` while `fault.on` is set. */
 function faultyFs(fault: { on: "write" | "sync" | undefined; code: string }): WalFs {
@@ -114,15 +114,6 @@ describe("A failing compaction", () => {
     });
   });
 });
-
-/** Polls `cond` (bounded, 10 s) — a wait for a background retry, not a sleep standing in for one. */
-async function waitFor(cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error("condition not reached in 10 s");
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 describe("A WAL that cannot even cut back a failed write", () => {
   it("moves to a fresh segment, and the engine keeps sealing, flushing and recovering without loss", async () => {

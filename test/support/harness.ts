@@ -78,3 +78,15 @@ export async function withEngine(
     removeDir(dir);
   }
 }
+
+/**
+ * Polls `cond` until it holds (bounded: throws after `ms`): a wait for background work such as a
+ * flush retry, never a sleep standing in for one.
+ */
+export async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`condition not reached in ${ms} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
