@@ -515,12 +515,13 @@ export class Wal {
     // crash there leaves N torn with only an empty N+1 after it.
     const files = numbers.map((n) => join(opts.dir, segmentFileName(n)));
     const contents = await Promise.all(files.map((f) => fs.readFile(f)));
-    const holdsRecords = contents.map((b) => hasMagic(b) && parseSegment(b).records.length > 0);
+    const parsed = contents.map((b) => (hasMagic(b) ? parseSegment(b) : undefined));
+    const holdsRecords = parsed.map((p) => p !== undefined && p.records.length > 0);
     for (let k = 0; k < numbers.length; k++) {
       const number = numbers[k];
       const file = files[k];
       const nothingAfter = !holdsRecords.slice(k + 1).some(Boolean);
-      const res = await replaySegment(fs, file, contents[k], k === numbers.length - 1, nothingAfter, opts.salvage === true, log);
+      const res = await replaySegment(fs, file, contents[k], parsed[k], k === numbers.length - 1, nothingAfter, opts.salvage === true, log);
       if (res.cut) truncated.push(res.cut);
       for (const r of res.records) {
         if (r.firstSeq <= maxSeq) {
@@ -917,12 +918,13 @@ async function replaySegment(
   fs: WalFs,
   file: string,
   b: Uint8Array,
+  parsed: ParsedSegment | undefined,
   isLast: boolean,
   nothingAfter: boolean,
   salvage: boolean,
   log: WalLogger,
 ): Promise<{ records: ParsedSegment["records"]; cut?: WalOpenResult["truncated"][number] }> {
-  if (!hasMagic(b)) {
+  if (parsed === undefined) {
     // A missing header (short, or only zeros) on the last segment = crash while creating it.
     if (isLast && (b.length < HEADER_BYTES || b.every((x) => x === 0))) {
       await fs.unlink(file);
@@ -950,7 +952,6 @@ async function replaySegment(
     return { records: [], cut };
   }
 
-  const parsed = parseSegment(b);
   const bad = parsed.bad;
   if (!bad) return { records: parsed.records };
   const torn = nothingAfter && bad.tail;
