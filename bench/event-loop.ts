@@ -7,9 +7,9 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Compactor } from "../src/compactor.ts";
-import { testConfig } from "../src/config.ts";
-import { silentLogger } from "../src/logger.ts";
+import { Compactor } from "../src/storage/compactor.ts";
+import { testConfig } from "../src/ops/config.ts";
+import { silentLogger } from "../src/ops/logger.ts";
 import { openPulseDb } from "../src/pulsedb.ts";
 import { flags, percentile, printTable } from "./support.ts";
 

@@ -13,10 +13,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Compactor } from "../src/compactor.ts";
-import { testConfig } from "../src/config.ts";
+import { Compactor } from "../src/storage/compactor.ts";
+import { testConfig } from "../src/ops/config.ts";
 import { Engine } from "../src/engine.ts";
-import { silentLogger } from "../src/logger.ts";
+import { silentLogger } from "../src/ops/logger.ts";
 import type { Reading } from "../src/reading.ts";
 import { flags, percentile, printTable, startServer, type Runtime } from "./support.ts";
 

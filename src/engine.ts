@@ -15,21 +15,21 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import pl from "nodejs-polars";
-import type { Config } from "./config.ts";
-import { crashPoint, armCrashPoint } from "./crash.ts";
-import { ensureDir } from "./fsutil.ts";
-import type { Logger } from "./logger.ts";
-import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./manifest.ts";
-import { rebuildManifest } from "./recovery.ts";
-import { FRAME_CHUNK_ROWS, Memtable } from "./memtable.ts";
-import { rankDevices, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query.ts";
+import type { Config } from "./ops/config.ts";
+import { crashPoint, armCrashPoint } from "./storage/crash-point.ts";
+import { ensureDir } from "./storage/fsutil.ts";
+import type { Logger } from "./ops/logger.ts";
+import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./storage/manifest.ts";
+import { rebuildManifest } from "./storage/recovery.ts";
+import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
+import { rankDevices, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
-import { ResultCache } from "./result-cache.ts";
-import { listRunFiles, verifyRun, type RunMeta } from "./run.ts";
-import { writeMemtableRuns } from "./flush.ts";
-import { releaseLock, takeLock } from "./lock-file.ts";
-import { Wal, type WalFs } from "./wal.ts";
-import { Metrics } from "./metrics.ts";
+import { ResultCache } from "./query/result-cache.ts";
+import { listRunFiles, verifyRun, type RunMeta } from "./storage/run.ts";
+import { writeMemtableRuns } from "./storage/flush.ts";
+import { releaseLock, takeLock } from "./storage/lock-file.ts";
+import { Wal, type WalFs } from "./storage/wal/wal.ts";
+import { Metrics } from "./ops/metrics.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
 export class OverloadedError extends Error {

@@ -12,12 +12,12 @@
  *
  * @module
  */
-import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./ops/config.ts";
 import type { Engine } from "./engine.ts";
 import { createApp } from "./http/app.ts";
 import { exit, onShutdownSignal, runtimeName, serve, type RunningServer } from "./http/serve.ts";
-import { createLogger } from "./logger.ts";
-import { Metrics } from "./metrics.ts";
+import { createLogger } from "./ops/logger.ts";
+import { Metrics } from "./ops/metrics.ts";
 import { openPulseDb } from "./pulsedb.ts";
 
 const started = performance.now();

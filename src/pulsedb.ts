@@ -3,11 +3,11 @@
  *
  * @module
  */
-import { Compactor } from "./compactor.ts";
-import type { Config } from "./config.ts";
+import { Compactor } from "./storage/compactor.ts";
+import type { Config } from "./ops/config.ts";
 import { Engine, type EngineHooks } from "./engine.ts";
-import type { Logger } from "./logger.ts";
-import { Metrics } from "./metrics.ts";
+import type { Logger } from "./ops/logger.ts";
+import { Metrics } from "./ops/metrics.ts";
 
 /** An open database: the engine, and its compactor when compaction is on. */
 export interface PulseDb {

@@ -27,3 +27,5 @@ export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export const MIN_TS = 0;
 /** 9999-12-31T23:59:59.999Z */
 export const MAX_TS = 253402300799999;
+/** Milliseconds in a UTC day: runs, rollups and retention are partitioned by UTC day. */
+export const DAY_MS = 86_400_000;

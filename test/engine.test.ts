@@ -254,8 +254,8 @@ describe("Engine first flush", () => {
     const dir = tempDir();
     const child = runScript(`
       import { openPulseDb } from "./src/pulsedb.ts";
-      import { testConfig } from "./src/config.ts";
-      import { silentLogger } from "./src/logger.ts";
+      import { testConfig } from "./src/ops/config.ts";
+      import { silentLogger } from "./src/ops/logger.ts";
       const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: "flush-after-rename" }), silentLogger);
       await engine.write([{ userId: "user_1", deviceId: "device_a", ts: ${H10}, heartRate: 64 }]);
       await engine.flush();

@@ -5,15 +5,15 @@
  * @module
  */
 import { Hono, type Context } from "hono";
-import type { Config } from "../config.ts";
+import type { Config } from "../ops/config.ts";
 import { Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
-import type { Logger } from "../logger.ts";
-import type { HttpRoute, Metrics } from "../metrics.ts";
-import { openApiJson } from "../openapi.ts";
-import { problem, problemResponse, VALIDATION_TITLE } from "../problem.ts";
-import type { QueryResult } from "../query.ts";
-import { parseQueryParams, parseReadingsBody, type ParseResult } from "../validation.ts";
-import { ARROW_STREAM_TYPE, parseArrowBody } from "../arrow-ingest.ts";
+import type { Logger } from "../ops/logger.ts";
+import type { HttpRoute, Metrics } from "../ops/metrics.ts";
+import { openApiJson } from "./openapi.ts";
+import { problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
+import type { QueryResult } from "../query/query.ts";
+import { parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
+import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
 

@@ -2,7 +2,7 @@
  * Crash-test driver: proves that nothing pulsedb acknowledged is ever lost.
  *
  * Each round starts pulsedb as a child process on a data directory kept across rounds (on most
- * rounds with `PULSE_CRASH_POINT` armed, cycling through every crash point of src/crash.ts), runs
+ * rounds with `PULSE_CRASH_POINT` armed, cycling through every crash point of src/storage/crash-point.ts), runs
  * concurrent writers and readers against it, and kills it: by its crash point, or by SIGKILL at a
  * random moment. It then restarts pulsedb on the same directory (no crash point) and compares every
  * 10 s bucket of every user and device with a model kept by the driver.
@@ -40,7 +40,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { CRASH_POINTS } from "../../src/crash.ts";
+import { CRASH_POINTS } from "../../src/storage/crash-point.ts";
 import { isDeno, runArgs } from "./child.ts";
 
 // ---------------------------------------------------------------------------------------------

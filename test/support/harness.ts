@@ -4,10 +4,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { testConfig, type Config } from "../../src/config.ts";
+import { testConfig, type Config } from "../../src/ops/config.ts";
 import type { Engine } from "../../src/engine.ts";
 import { createApp } from "../../src/http/app.ts";
-import { silentLogger } from "../../src/logger.ts";
+import { silentLogger } from "../../src/ops/logger.ts";
 import { openPulseDb, type PulseDb } from "../../src/pulsedb.ts";
 import type { Reading } from "../../src/reading.ts";
 

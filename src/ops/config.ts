@@ -1,0 +1,179 @@
+/**
+ * Configuration: every setting comes from an environment variable with a default, validated with
+ * zod once at start-up. A bad value is reported with the variable's name; the caller exits non-zero.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { ID_PATTERN } from "../reading.ts";
+
+/** Device priorities: a lower number is a higher priority (1 is the highest). */
+export type DevicePriority = ReadonlyMap<string, number>;
+
+/** The validated configuration the engine and the HTTP layer run with. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  devicePriority: DevicePriority;
+  /** "always": a write is answered after the fsync covering it. "interval": after write(2); fsync every fsyncIntervalMs. */
+  fsync: "always" | "interval";
+  fsyncIntervalMs: number;
+  /** Rows that make the active memtable full (it then becomes immutable and is flushed). */
+  memtableRows: number;
+  /** Age (ms) after which a non-empty memtable is flushed even if it is not full. */
+  flushIntervalMs: number;
+  /** Memory budget for all memtables, in bytes; at the budget, writes are answered 503. */
+  memoryBudgetBytes: number;
+  maxBodyBytes: number;
+  cacheEntries: number;
+  cacheBytes: number;
+  /** How many runs of one day and level trigger a merge into the next level. */
+  compactionTrigger: number;
+  /** Turn background compaction off (tests and benchmarks that want to see raw runs). */
+  compaction: boolean;
+  /** A day with several runs and no flush for this long is merged into one run. */
+  compactionSettleMs: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Start even if a WAL segment is corrupt in the middle, cutting it at the corruption. */
+  walSalvage: boolean;
+  /** Operator-requested recovery at start-up: "rebuild-manifest" rebuilds MANIFEST from the run files. */
+  recovery: "none" | "rebuild-manifest";
+  /** Test-only: the name of a crash point at which the process kills itself. */
+  crashPoint: string | undefined;
+}
+
+/** Every variable pulsedb reads, with its default and meaning (the README's table is built from this). */
+export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
+  { name: "HOST", default: "127.0.0.1", meaning: "Address to listen on." },
+  { name: "PORT", default: "8000", meaning: "TCP port to listen on (0 picks a free one)." },
+  { name: "PULSE_DATA_DIR", default: "./data", meaning: "Directory for the WAL, runs and manifest." },
+  { name: "PULSE_DEVICE_PRIORITY", default: "device_a:1,device_b:2", meaning: "device:priority pairs; 1 is the highest." },
+  { name: "PULSE_FSYNC", default: "always", meaning: "`always` (answer after fsync) or `interval` (answer after write, fsync every PULSE_FSYNC_INTERVAL_MS; a power loss can lose that window)." },
+  { name: "PULSE_FSYNC_INTERVAL_MS", default: "100", meaning: "fsync period in `interval` mode." },
+  { name: "PULSE_MEMTABLE_ROWS", default: "200000", meaning: "Rows at which the active memtable is sealed and flushed to a run." },
+  { name: "PULSE_FLUSH_INTERVAL_MS", default: "30000", meaning: "Age at which a non-empty memtable is flushed anyway." },
+  { name: "PULSE_MEMORY_BUDGET_MB", default: "256", meaning: "Memory for memtables; past it, POST answers 503 with Retry-After." },
+  { name: "PULSE_MAX_BODY_BYTES", default: "4194304", meaning: "Largest request body; larger gets 413." },
+  { name: "PULSE_CACHE_ENTRIES", default: "1000", meaning: "Result cache: most answers kept (0 disables)." },
+  { name: "PULSE_CACHE_MB", default: "64", meaning: "Result cache: most bytes of answers kept." },
+  { name: "PULSE_COMPACTION_TRIGGER", default: "4", meaning: "Runs of one day and level that trigger a merge." },
+  { name: "PULSE_COMPACTION", default: "on", meaning: "`off` disables background compaction." },
+  { name: "PULSE_COMPACTION_SETTLE_MS", default: "60000", meaning: "A day with several runs and no new flush for this long is merged into one run." },
+  { name: "PULSE_LOG_LEVEL", default: "info", meaning: "debug, info, warn, error or silent." },
+  { name: "PULSE_RECOVERY", default: "none", meaning: "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md." },
+  { name: "PULSE_WAL_SALVAGE", default: "0", meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows)." },
+];
+
+/** Raised for an invalid variable; `message` names the variable and the problem. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+const intIn = (min: number, max: number) =>
+  z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const priorityList = z.string().transform((raw, ctx) => {
+  const map = new Map<string, number>();
+  for (const part of raw.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
+    const m = /^([^:]+(?::[^:]+)*):(\d+)$/.exec(part);
+    if (!m || !ID_PATTERN.test(m[1]) || Number(m[2]) < 1) {
+      ctx.addIssue({ code: "custom", message: `bad entry "${part}": expected device_id:priority with priority >= 1` });
+      return z.NEVER;
+    }
+    if (map.has(m[1])) {
+      ctx.addIssue({ code: "custom", message: `device "${m[1]}" listed twice` });
+      return z.NEVER;
+    }
+    map.set(m[1], Number(m[2]));
+  }
+  return map as DevicePriority;
+});
+
+const schema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: intIn(0, 65535).default(8000),
+  PULSE_DATA_DIR: z.string().min(1).default("./data"),
+  PULSE_DEVICE_PRIORITY: priorityList.default(new Map([["device_a", 1], ["device_b", 2]])),
+  PULSE_FSYNC: z.enum(["always", "interval"]).default("always"),
+  PULSE_FSYNC_INTERVAL_MS: intIn(1, 60_000).default(100),
+  PULSE_MEMTABLE_ROWS: intIn(1, 50_000_000).default(200_000),
+  PULSE_FLUSH_INTERVAL_MS: intIn(10, 86_400_000).default(30_000),
+  PULSE_MEMORY_BUDGET_MB: intIn(1, 1_000_000).default(256),
+  PULSE_MAX_BODY_BYTES: intIn(1024, 1 << 30).default(4 * 1024 * 1024),
+  PULSE_CACHE_ENTRIES: intIn(0, 10_000_000).default(1000),
+  PULSE_CACHE_MB: intIn(0, 1_000_000).default(64),
+  PULSE_COMPACTION_TRIGGER: intIn(2, 1000).default(4),
+  PULSE_COMPACTION: z.enum(["on", "off"]).default("on"),
+  PULSE_COMPACTION_SETTLE_MS: intIn(0, 86_400_000).default(60_000),
+  PULSE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  PULSE_WAL_SALVAGE: z.enum(["0", "1"]).default("0"),
+  PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
+  PULSE_CRASH_POINT: z.string().optional(),
+});
+
+/**
+ * Reads and validates the configuration.
+ *
+ * @param env the environment (defaults to the process's); empty strings count as unset.
+ * @throws ConfigError naming every bad variable.
+ * @example
+ * ```ts
+ * const config = loadConfig({ PORT: "9000" });
+ * config.port; // 9000
+ * ```
+ */
+export function loadConfig(env: Record<string, string | undefined> = readEnv()): Config {
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== "") cleaned[key] = value;
+  }
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0] ?? "?")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  const e = parsed.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: e.PULSE_DATA_DIR,
+    devicePriority: e.PULSE_DEVICE_PRIORITY,
+    fsync: e.PULSE_FSYNC,
+    fsyncIntervalMs: e.PULSE_FSYNC_INTERVAL_MS,
+    memtableRows: e.PULSE_MEMTABLE_ROWS,
+    flushIntervalMs: e.PULSE_FLUSH_INTERVAL_MS,
+    memoryBudgetBytes: e.PULSE_MEMORY_BUDGET_MB * 1024 * 1024,
+    maxBodyBytes: e.PULSE_MAX_BODY_BYTES,
+    cacheEntries: e.PULSE_CACHE_ENTRIES,
+    cacheBytes: e.PULSE_CACHE_MB * 1024 * 1024,
+    compactionTrigger: e.PULSE_COMPACTION_TRIGGER,
+    compaction: e.PULSE_COMPACTION === "on",
+    compactionSettleMs: e.PULSE_COMPACTION_SETTLE_MS,
+    logLevel: e.PULSE_LOG_LEVEL,
+    walSalvage: e.PULSE_WAL_SALVAGE === "1",
+    recovery: e.PULSE_RECOVERY,
+    crashPoint: e.PULSE_CRASH_POINT,
+  };
+}
+
+/**
+ * A configuration for tests and embedding: the defaults with some fields replaced.
+ *
+ * @example
+ * ```ts
+ * const config = testConfig({ dataDir: "/tmp/x", compaction: false });
+ * ```
+ */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), logLevel: "silent", ...overrides };
+}
+
+function readEnv(): Record<string, string | undefined> {
+  return typeof process !== "undefined" ? process.env : {};
+}

@@ -1,0 +1,249 @@
+/**
+ * The memtable: readings in memory, column by column, from the WAL segment that is (or was) current.
+ *
+ * Columns live in growable typed arrays (ids dictionary-encoded), which is exactly Arrow's memory
+ * layout: turning rows into an Arrow table is zero-copy, and Arrow IPC hands them to Polars.
+ * Duplicates are kept (each row carries its sequence number); they are resolved at flush and query.
+ *
+ * Contract: a memtable takes new writes until `seal()`. Rows arrive after their WAL fsync, so a
+ * write begun before the seal may still land after it: `begin()` / `end()` bracket each write, and
+ * `drained()` resolves when none is in flight; only then is a sealed memtable complete and flushed.
+ * Frames already handed out never change. One memtable belongs to exactly one WAL segment (`id`), so
+ * once the memtable's runs are in the manifest, that segment can be deleted.
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+import pl from "nodejs-polars";
+import { Buffer } from "node:buffer";
+import type { Reading } from "../reading.ts";
+import { DAY_MS } from "../reading.ts";
+
+/** Rows per Polars frame converted in the background (see `frameTail`). */
+export const FRAME_CHUNK_ROWS = 32_768;
+
+class StringDictionary {
+  readonly values: string[] = [];
+  private readonly index = new Map<string, number>();
+  bytes = 0;
+  code(value: string): number {
+    let code = this.index.get(value);
+    if (code === undefined) {
+      code = this.values.length;
+      this.values.push(value);
+      this.index.set(value, code);
+      this.bytes += value.length * 2 + 64;
+    }
+    return code;
+  }
+}
+
+/**
+ * An append-only columnar buffer of readings.
+ *
+ * @example
+ * ```ts
+ * const m = new Memtable(1);
+ * m.append([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15), heartRate: 70 }], 1);
+ * m.rows; // 1
+ * ```
+ */
+export class Memtable {
+  /** The WAL segment whose records this memtable holds. */
+  readonly id: number;
+  readonly createdAt: number;
+  rows = 0;
+  minTs = Infinity;
+  maxTs = -Infinity;
+  maxSeq = 0;
+  /** The UTC days (ms / 86,400,000) the rows fall on: the flush writes one run per day. */
+  readonly days = new Set<number>();
+  private sealed = false;
+  private flushed = false;
+  /** Writes begun (WAL append queued) but not yet appended here or abandoned. */
+  private inFlight = 0;
+  private inFlightRows = 0;
+  private waiters: Array<() => void> = [];
+  private readonly users = new StringDictionary();
+  private readonly devices = new StringDictionary();
+  private userCodes = new Int32Array(1024);
+  private deviceCodes = new Int32Array(1024);
+  private ts = new Float64Array(1024);
+  private hr = new Float64Array(1024);
+  private seq = new Float64Array(1024);
+  /** Polars frames covering rows [0, framedRows), built lazily for queries. */
+  private chunks: pl.DataFrame[] = [];
+  private framedRows = 0;
+
+  constructor(id: number, now: number = Date.now()) {
+    this.id = id;
+    this.lastSegment = id;
+    this.createdAt = now;
+  }
+
+  /** A write of `rows` readings has been queued in this memtable's WAL segment. Pre: not sealed. */
+  begin(rows: number): void {
+    if (this.sealed) throw new Error(`memtable ${this.id} is sealed`);
+    this.inFlight++;
+    this.inFlightRows += rows;
+  }
+
+  /** The write begun with `begin(rows)` has been appended (after its fsync) or abandoned. */
+  end(rows: number): void {
+    this.inFlight--;
+    this.inFlightRows -= rows;
+    if (this.inFlight === 0) {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when no write begun here is still in flight. */
+  drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Rows stored plus rows of writes in flight (for the size threshold). */
+  get committedAndPendingRows(): number {
+    return this.rows + this.inFlightRows;
+  }
+
+  /**
+   * Appends readings; reading i gets sequence `firstSeq + i`.
+   * Pre: not yet flushed (a sealed memtable still takes the writes begun before the seal);
+   * readings already validated.
+   */
+  append(readings: readonly Reading[], firstSeq: number): void {
+    if (this.flushed) throw new Error(`memtable ${this.id} is already flushed`);
+    const n = readings.length;
+    this.reserve(this.rows + n);
+    let row = this.rows;
+    let lastDay = NaN;
+    for (let i = 0; i < n; i++, row++) {
+      const r = readings[i];
+      const t = r.ts;
+      this.userCodes[row] = this.users.code(r.userId);
+      this.deviceCodes[row] = this.devices.code(r.deviceId);
+      this.ts[row] = t;
+      this.hr[row] = r.heartRate;
+      this.seq[row] = firstSeq + i;
+      if (t < this.minTs) this.minTs = t;
+      if (t > this.maxTs) this.maxTs = t;
+      const day = Math.floor(t / DAY_MS);
+      if (day !== lastDay) {
+        this.days.add(day);
+        lastDay = day;
+      }
+    }
+    this.rows = row;
+    if (n > 0 && firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
+  }
+
+  /** The distinct device_ids appended so far (not sorted; the array is copied). */
+  deviceIds(): string[] {
+    return this.devices.values.slice();
+  }
+
+  /**
+   * The newest WAL segment holding records of this memtable (set at seal). Usually `id`; higher
+   * when the WAL had to move to a fresh segment after a write error while this memtable was active.
+   */
+  lastSegment: number;
+
+  /** Makes the memtable immutable; `lastSegment` is the newest WAL segment that holds its records. */
+  seal(lastSegment: number = this.id): void {
+    this.sealed = true;
+    this.lastSegment = Math.max(this.id, lastSegment);
+  }
+
+  /** An estimate of the memory this memtable holds, in bytes. */
+  approxBytes(): number {
+    return this.ts.length * 32 + this.users.bytes + this.devices.bytes + this.framedRows * 48;
+  }
+
+  /**
+   * The rows [from, to) as an Arrow table with columns user_id, device_id (dictionary-encoded
+   * strings), ts (float64 ms), heart_rate (float64), seq (float64).
+   */
+  toArrow(from = 0, to = this.rows): arrow.Table {
+    const n = to - from;
+    const dict = (codes: Int32Array, values: string[]) =>
+      arrow.makeVector(arrow.makeData({
+        type: new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()),
+        length: n,
+        nullCount: 0,
+        data: codes.subarray(from, to),
+        dictionary: arrow.vectorFromArray(values, new arrow.Utf8()),
+      }));
+    return new arrow.Table({
+      user_id: dict(this.userCodes, this.users.values),
+      device_id: dict(this.deviceCodes, this.devices.values),
+      ts: arrow.makeVector(this.ts.subarray(from, to)),
+      heart_rate: arrow.makeVector(this.hr.subarray(from, to)),
+      seq: arrow.makeVector(this.seq.subarray(from, to)),
+    });
+  }
+
+  /**
+   * Polars frames (raw memtable schema, see toArrow) covering every row appended so far.
+   * Only rows added since the last call are converted; frames already handed out never change.
+   */
+  frames(): pl.DataFrame[] {
+    this.frameTail();
+    return this.chunks.slice();
+  }
+
+  /** Rows appended but not yet converted to a Polars frame. */
+  get unframedRows(): number {
+    return this.rows - this.framedRows;
+  }
+
+  /**
+   * Converts the rows appended since the last conversion into one more frame. The engine calls it
+   * every FRAME_CHUNK_ROWS rows, off the request path, so that a query or a flush only ever has a
+   * small tail to convert (conversion is synchronous: ~1.5 ms per 32,768 rows).
+   */
+  frameTail(): void {
+    if (this.framedRows >= this.rows || this.flushed) return;
+    this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
+    this.framedRows = this.rows;
+  }
+
+  /** Drops cached frames (after the memtable has been flushed and is no longer queried). */
+  release(): void {
+    this.flushed = true;
+    this.chunks = [];
+    this.framedRows = 0;
+  }
+
+  private reserve(need: number): void {
+    if (need <= this.ts.length) return;
+    let cap = this.ts.length;
+    while (cap < need) cap *= 2;
+    const grow = <T extends Int32Array | Float64Array>(old: T, make: (n: number) => T): T => {
+      const next = make(cap);
+      next.set(old.subarray(0, this.rows) as never);
+      return next;
+    };
+    this.userCodes = grow(this.userCodes, (c) => new Int32Array(c));
+    this.deviceCodes = grow(this.deviceCodes, (c) => new Int32Array(c));
+    this.ts = grow(this.ts, (c) => new Float64Array(c));
+    this.hr = grow(this.hr, (c) => new Float64Array(c));
+    this.seq = grow(this.seq, (c) => new Float64Array(c));
+  }
+}
+
+/**
+ * Hands an Arrow table to Polars through an IPC stream (one copy, no per-row work).
+ *
+ * @example
+ * ```ts
+ * const df = arrowToPolars(memtable.toArrow());
+ * ```
+ */
+export function arrowToPolars(table: arrow.Table): pl.DataFrame {
+  const bytes = arrow.tableToIPC(table, "stream");
+  return pl.readIPCStream(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
