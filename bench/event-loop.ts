@@ -16,7 +16,13 @@ import { flags, percentile, printTable } from "./support.ts";
 const sizes = (flags().get("rows") ?? "200000,1000000").split(",").map(Number);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pulsedb-bench-loop-"));
 const { engine } = await openPulseDb(
-  testConfig({ dataDir: dir, compaction: false, memtableRows: 50_000_000, memoryBudgetBytes: 4 * 2 ** 30, fsync: "interval" }),
+  testConfig({
+    dataDir: dir,
+    compaction: false,
+    memtableRows: 50_000_000,
+    memoryBudgetBytes: 4 * 2 ** 30,
+    fsync: "interval",
+  }),
   silentLogger,
 );
 const BASE = Date.UTC(2024, 0, 15);
@@ -24,7 +30,12 @@ const BASE = Date.UTC(2024, 0, 15);
 async function fill(n: number, offset: number): Promise<void> {
   const batch = [];
   for (let i = 0; i < n; i++) {
-    batch.push({ userId: `user_${i % 10}`, deviceId: i % 2 ? "device_a" : "device_b", ts: BASE + Math.floor((i + offset) / 20) * 1000, heartRate: 60 + (i % 80) });
+    batch.push({
+      userId: `user_${i % 10}`,
+      deviceId: i % 2 ? "device_a" : "device_b",
+      ts: BASE + Math.floor((i + offset) / 20) * 1000,
+      heartRate: 60 + (i % 80),
+    });
     if (batch.length === 10_000) {
       await engine.write(batch);
       batch.length = 0;
@@ -59,7 +70,13 @@ for (const n of sizes) {
   const t0 = performance.now();
   await engine.flush();
   const g = stop();
-  rows.push([`flush of a ${n.toLocaleString("en-US")}-row memtable`, Math.round(performance.now() - t0), g.p50, g.p99, g.max]);
+  rows.push([
+    `flush of a ${n.toLocaleString("en-US")}-row memtable`,
+    Math.round(performance.now() - t0),
+    g.p50,
+    g.p99,
+    g.max,
+  ]);
 }
 for (let k = 0; k < 3; k++) {
   await fill(200_000, k * 7);
@@ -72,5 +89,9 @@ const g = stop();
 rows.push(["compaction of the runs above", Math.round(performance.now() - t0), g.p50, g.p99, g.max]);
 await engine.close();
 fs.rmSync(dir, { recursive: true, force: true });
-console.log(`event-loop gaps of a 1 ms timer (${typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : "node"})`);
+console.log(
+  `event-loop gaps of a 1 ms timer (${
+    typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : "node"
+  })`,
+);
 printTable(["work", "duration ms", "gap p50 ms", "gap p99 ms", "gap max ms"], rows);

@@ -38,8 +38,7 @@
 import process from "node:process";
 import { flags, percentile } from "./support.ts";
 
-const USAGE =
-  "usage: npm run generate -- [--url URL] [--count N] [--duration SECONDS] [--users N] [--concurrency N] " +
+const USAGE = "usage: npm run generate -- [--url URL] [--count N] [--duration SECONDS] [--users N] [--concurrency N] " +
   "[--burst N] [--seed N] [--priority device:rank,...] [--no-verify]";
 
 const SECOND = 1000;
@@ -83,7 +82,18 @@ interface Options {
   verify: boolean;
 }
 
-const KNOWN_FLAGS = new Set(["url", "count", "duration", "users", "concurrency", "burst", "seed", "priority", "no-verify", "help"]);
+const KNOWN_FLAGS = new Set([
+  "url",
+  "count",
+  "duration",
+  "users",
+  "concurrency",
+  "burst",
+  "seed",
+  "priority",
+  "no-verify",
+  "help",
+]);
 
 /** Thrown for bad flags; main prints it with the usage line and exits 2. */
 class UsageError extends Error {}
@@ -245,7 +255,7 @@ function heartModel(rng: Rng): HeartModel {
 /** On/off windows of 1-6 minutes over the half hour; at least one is on. */
 function wearWindows(rng: Rng, duty: number): Window[] {
   const windows: Window[] = [];
-  for (let t = 0; t < SPAN_MS; ) {
+  for (let t = 0; t < SPAN_MS;) {
     const to = Math.min(SPAN_MS, t + randInt(rng, 1, 6) * MINUTE);
     if (rng() < duty) windows.push({ from: t, to });
     t = to;
@@ -274,8 +284,7 @@ function heartRateAt(rng: Rng, w: Wearer, offsetMs: number): number {
   const h = w.heart;
   const bias = DEVICE_BIAS[w.device];
   const exercising = offsetMs >= h.exercise.from && offsetMs < h.exercise.to;
-  const raw =
-    h.baseline +
+  const raw = h.baseline +
     h.amplitude * Math.sin((2 * Math.PI * offsetMs) / h.periodMs + h.phase) +
     (exercising ? h.exerciseBoost : 0) +
     bias.offset +
@@ -298,7 +307,7 @@ function corrected(rng: Rng, old: number): number {
 
 /** Picks a timestamp in the wearer's windows whose identity is not taken yet, and takes it. */
 function freshTimestamp(rng: Rng, w: Wearer, taken: Set<string>): number {
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     const win = w.windows[pickWeighted(rng, w.windows.map((x) => x.to - x.from))];
     let offset = win.from + randInt(rng, 0, (win.to - win.from) / SECOND - 1) * SECOND;
     if (attempt >= 20 || rng() < 0.15) offset += randInt(rng, 1, 999); // millisecond precision
@@ -417,7 +426,10 @@ function buildEvents(rng: Rng, opts: Options, mix: Mix): SendEvent[] {
   for (let i = 0; i < mix.corrections; i++) {
     const p = randInt(rng, 0, n - 1);
     const r = { ...originals[p], heartRate: corrected(rng, originals[p].heartRate) };
-    placed.push({ at: laterPosition(rng, p, n), event: { kind: "correction", reading: r, body: JSON.stringify(wireObject(rng, r)) } });
+    placed.push({
+      at: laterPosition(rng, p, n),
+      event: { kind: "correction", reading: r, body: JSON.stringify(wireObject(rng, r)) },
+    });
   }
   for (let i = 0; i < mix.invalid; i++) {
     const kind = INVALID_KINDS[i % INVALID_KINDS.length];
@@ -592,16 +604,28 @@ async function request(url: string, init: RequestInit = {}): Promise<HttpAnswer>
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     const text = await res.text();
     const headers = res.headers;
-    return { status: res.status, text, contentType: headers.get("content-type") ?? "", retryAfter: headers.get("retry-after"), ms: performance.now() - started };
+    return {
+      status: res.status,
+      text,
+      contentType: headers.get("content-type") ?? "",
+      retryAfter: headers.get("retry-after"),
+      ms: performance.now() - started,
+    };
   } catch (err) {
-    return { status: 0, text: (err as Error).message, contentType: "", retryAfter: null, ms: performance.now() - started };
+    return {
+      status: 0,
+      text: (err as Error).message,
+      contentType: "",
+      retryAfter: null,
+      ms: performance.now() - started,
+    };
   }
 }
 
 /** POSTs one body, retrying 503 after Retry-After (at most MAX_ATTEMPTS attempts). */
 async function postReading(run: Run, body: string): Promise<HttpAnswer> {
   const url = `${run.opts.url}/metrics/heart-rate`;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     const answer = await request(url, { method: "POST", headers: { "content-type": "application/json" }, body });
     run.stats.latencies.push(answer.ms);
     if (answer.status !== 503 || attempt >= MAX_ATTEMPTS) return answer;
@@ -626,7 +650,9 @@ async function sendValid(run: Run, event: SendEvent): Promise<void> {
     if (answer.status === 200) {
       run.model.set(key, reading);
       run.stats.accepted++;
-      if (!/"status"\s*:\s*"accepted"/.test(answer.text)) run.stats.problem(`200 with an unexpected body for ${event.body}: ${answer.text}`);
+      if (!/"status"\s*:\s*"accepted"/.test(answer.text)) {
+        run.stats.problem(`200 with an unexpected body for ${event.body}: ${answer.text}`);
+      }
     } else {
       run.uncertain.add(key);
       run.stats.errors++;
@@ -738,9 +764,24 @@ interface ExpectedPoint extends Point {
 
 const BUCKET_MS: Record<string, number> = { "10s": 10 * SECOND, "1m": MINUTE, "5m": 5 * MINUTE };
 
-function query(userId: string, fromMs: number, toMs: number, bucket = "1m", deviceId?: string, startParam?: string): Query {
+function query(
+  userId: string,
+  fromMs: number,
+  toMs: number,
+  bucket = "1m",
+  deviceId?: string,
+  startParam?: string,
+): Query {
   const startMs = BASE + fromMs;
-  return { userId, deviceId, startMs, endMs: BASE + toMs, startParam: startParam ?? isoUtc(startMs), bucket, bucketMs: BUCKET_MS[bucket] };
+  return {
+    userId,
+    deviceId,
+    startMs,
+    endMs: BASE + toMs,
+    startParam: startParam ?? isoUtc(startMs),
+    bucket,
+    bucketMs: BUCKET_MS[bucket],
+  };
 }
 
 /**
@@ -834,12 +875,16 @@ function roundsTo(got: unknown, mean: number): boolean {
 function pointDifferences(data: Point[], expected: ExpectedPoint[]): string[] {
   const out: string[] = [];
   const got = new Map(data.map((p) => [p.timestamp, p]));
-  for (let i = 1; i < data.length; i++) if (!(data[i - 1].timestamp < data[i].timestamp)) out.push(`not sorted at index ${i}`);
+  for (let i = 1; i < data.length; i++) {
+    if (!(data[i - 1].timestamp < data[i].timestamp)) out.push(`not sorted at index ${i}`);
+  }
   for (const e of expected) {
     const g = got.get(e.timestamp);
     if (!g) out.push(`${e.timestamp} missing (expected ${e.device_id} ${e.heart_rate})`);
     else if (g.device_id !== e.device_id || !roundsTo(g.heart_rate, e.mean)) {
-      out.push(`${e.timestamp}: got ${g.device_id} ${g.heart_rate}, expected ${e.device_id} ${e.heart_rate} (mean ${e.mean})`);
+      out.push(
+        `${e.timestamp}: got ${g.device_id} ${g.heart_rate}, expected ${e.device_id} ${e.heart_rate} (mean ${e.mean})`,
+      );
     }
     got.delete(e.timestamp);
   }
@@ -860,7 +905,12 @@ function label(q: Query): string {
 }
 
 function queryUrl(base: string, q: Query): string {
-  const params = new URLSearchParams({ user_id: q.userId, start: q.startParam, end: isoUtc(q.endMs), bucket: q.bucket });
+  const params = new URLSearchParams({
+    user_id: q.userId,
+    start: q.startParam,
+    end: isoUtc(q.endMs),
+    bucket: q.bucket,
+  });
   if (q.deviceId !== undefined) params.set("device_id", q.deviceId);
   return `${base}/metrics/heart-rate?${params}`;
 }
@@ -870,7 +920,9 @@ function uncertainIn(run: Run, q: Query): number {
   let n = 0;
   for (const key of run.uncertain) {
     const [user, device, ts] = key.split("|");
-    if (user === q.userId && (q.deviceId === undefined || device === q.deviceId) && +ts >= q.startMs && +ts < q.endMs) n++;
+    if (user === q.userId && (q.deviceId === undefined || device === q.deviceId) && +ts >= q.startMs && +ts < q.endMs) {
+      n++;
+    }
   }
   return n;
 }
@@ -883,7 +935,9 @@ async function verify(run: Run): Promise<{ total: number; failed: number }> {
   let failed = 0;
   for (const q of queries) {
     const expected = expectedPoints(readings, q, run.opts.priority);
-    if (q.deviceId === undefined) for (const p of expected) winners.set(p.device_id, (winners.get(p.device_id) ?? 0) + 1);
+    if (q.deviceId === undefined) {
+      for (const p of expected) winners.set(p.device_id, (winners.get(p.device_id) ?? 0) + 1);
+    }
     const answer = await request(queryUrl(run.opts.url, q));
     const diffs = differences(q, answer, expected);
     if (diffs.length === 0) {
@@ -972,7 +1026,9 @@ async function main(): Promise<number> {
       ` + ${mix.invalid} invalid, ${opts.users} users x ${DEVICES.length} devices, seed ${opts.seed}, to ${opts.url}`,
   );
   console.log(
-    `pacing: ${events.length - plan.bursts * plan.burstSize} steady at ${plan.steadyRate.toFixed(1)}/s (concurrency ${opts.concurrency})` +
+    `pacing: ${events.length - plan.bursts * plan.burstSize} steady at ${
+      plan.steadyRate.toFixed(1)
+    }/s (concurrency ${opts.concurrency})` +
       ` + ${plan.bursts} burst(s) of ${plan.burstSize}, over ${opts.durationMs / SECOND} s`,
   );
   if (opts.verify) await warnAboutExistingData(opts);
@@ -993,7 +1049,9 @@ async function main(): Promise<number> {
   }
   const totalSeconds = (performance.now() - startedAt) / SECOND;
   const ok = errors === 0 && failed === 0;
-  console.log(`total: ${totalSeconds.toFixed(1)} s, ${ok ? "OK" : `NOT OK (${errors} send errors, ${failed} failed queries)`}`);
+  console.log(
+    `total: ${totalSeconds.toFixed(1)} s, ${ok ? "OK" : `NOT OK (${errors} send errors, ${failed} failed queries)`}`,
+  );
   return ok ? 0 : 1;
 }
 

@@ -15,7 +15,7 @@ import autocannon from "autocannon";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { flags, printTable, startServer, type Runtime, type ServerChild } from "./support.ts";
+import { flags, printTable, type Runtime, type ServerChild, startServer } from "./support.ts";
 
 const opts = flags();
 const duration = Number(opts.get("duration") ?? 10);
@@ -54,7 +54,12 @@ function batchBodies(count: number, size: number): string[] {
     const items = [];
     for (let i = 0; i < size; i++) {
       const k = b * size + i;
-      items.push({ user_id: `user_${k % 10}`, device_id: k % 2 ? "device_a" : "device_b", timestamp: new Date(BASE + k * 1000).toISOString(), heart_rate: 60 + (k % 80) });
+      items.push({
+        user_id: `user_${k % 10}`,
+        device_id: k % 2 ? "device_a" : "device_b",
+        timestamp: new Date(BASE + k * 1000).toISOString(),
+        heart_rate: 60 + (k % 80),
+      });
     }
     out.push(JSON.stringify(items));
   }
@@ -94,7 +99,13 @@ function arrowBodies(count: number, rows: number): Buffer[] {
   return out;
 }
 
-async function load(name: string, url: string, bodies: Array<string | Buffer>, perRequest: number, contentType = "application/json"): Promise<Row> {
+async function load(
+  name: string,
+  url: string,
+  bodies: Array<string | Buffer>,
+  perRequest: number,
+  contentType = "application/json",
+): Promise<Row> {
   let next = 0;
   const result = await autocannon({
     url: `${url}/metrics/heart-rate`,
@@ -122,7 +133,11 @@ async function load(name: string, url: string, bodies: Array<string | Buffer>, p
   };
 }
 
-async function withServer<T>(env: Record<string, string>, run: (s: ServerChild) => Promise<T>, entry?: string): Promise<T> {
+async function withServer<T>(
+  env: Record<string, string>,
+  run: (s: ServerChild) => Promise<T>,
+  entry?: string,
+): Promise<T> {
   const server = await startServer(env, runtime, entry);
   try {
     return await run(server);
@@ -138,30 +153,63 @@ function tempData(): string {
 console.log(`pulsedb ingest benchmark: runtime ${runtime}, ${connections} connections, ${duration} s per row`);
 const rows: Row[] = [];
 const singles = singleBodies(200_000);
-const quiet = { PULSE_MEMTABLE_ROWS: "50000000", PULSE_FLUSH_INTERVAL_MS: "86400000", PULSE_MEMORY_BUDGET_MB: "4096", PULSE_CACHE_ENTRIES: "0" };
+const quiet = {
+  PULSE_MEMTABLE_ROWS: "50000000",
+  PULSE_FLUSH_INTERVAL_MS: "86400000",
+  PULSE_MEMORY_BUDGET_MB: "4096",
+  PULSE_CACHE_ENTRIES: "0",
+};
 
-rows.push(await withServer({}, (s) => load("(a) bare Hono route (ceiling)", s.url, singles, 1), "bench/bare-server.ts"));
+rows.push(
+  await withServer({}, (s) => load("(a) bare Hono route (ceiling)", s.url, singles, 1), "bench/bare-server.ts"),
+);
 console.log(`  ${rows.at(-1)!.name}: ${Math.round(rows.at(-1)!.reqPerSec)} req/s`);
 
 const dirs: string[] = [];
-const run = async (name: string, env: Record<string, string>, bodies: Array<string | Buffer>, per: number, type?: string) => {
+const run = async (
+  name: string,
+  env: Record<string, string>,
+  bodies: Array<string | Buffer>,
+  per: number,
+  type?: string,
+) => {
   const dir = tempData();
   dirs.push(dir);
   const row = await withServer({ PULSE_DATA_DIR: dir, ...env }, (s) => load(name, s.url, bodies, per, type));
   rows.push(row);
-  console.log(`  ${row.name}: ${Math.round(row.reqPerSec)} req/s, ${Math.round(row.readingsPerSec)} readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
+  console.log(
+    `  ${row.name}: ${Math.round(row.reqPerSec)} req/s, ${
+      Math.round(row.readingsPerSec)
+    } readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`,
+  );
 };
 
 await run("(b) pulsedb single reading, durable, idle", quiet, singles, 1);
-await run("(b') same, flush + compaction running", {
-  PULSE_MEMTABLE_ROWS: "20000",
-  PULSE_FLUSH_INTERVAL_MS: "1000",
-  PULSE_COMPACTION_TRIGGER: "2",
-  PULSE_COMPACTION_SETTLE_MS: "0",
-  PULSE_CACHE_ENTRIES: "0",
-}, singles, 1);
-await run("(c) pulsedb JSON batches of 1,000", { PULSE_CACHE_ENTRIES: "0", PULSE_MEMORY_BUDGET_MB: "1024" }, batchBodies(200, 1000), 1000);
-await run(`(d) pulsedb Arrow batches of ${arrowRows.toLocaleString("en-US")}`, { PULSE_CACHE_ENTRIES: "0", PULSE_MEMORY_BUDGET_MB: "1024", PULSE_MAX_BODY_BYTES: String(64 << 20) }, arrowBodies(20, arrowRows), arrowRows, "application/vnd.apache.arrow.stream");
+await run(
+  "(b') same, flush + compaction running",
+  {
+    PULSE_MEMTABLE_ROWS: "20000",
+    PULSE_FLUSH_INTERVAL_MS: "1000",
+    PULSE_COMPACTION_TRIGGER: "2",
+    PULSE_COMPACTION_SETTLE_MS: "0",
+    PULSE_CACHE_ENTRIES: "0",
+  },
+  singles,
+  1,
+);
+await run(
+  "(c) pulsedb JSON batches of 1,000",
+  { PULSE_CACHE_ENTRIES: "0", PULSE_MEMORY_BUDGET_MB: "1024" },
+  batchBodies(200, 1000),
+  1000,
+);
+await run(
+  `(d) pulsedb Arrow batches of ${arrowRows.toLocaleString("en-US")}`,
+  { PULSE_CACHE_ENTRIES: "0", PULSE_MEMORY_BUDGET_MB: "1024", PULSE_MAX_BODY_BYTES: String(64 << 20) },
+  arrowBodies(20, arrowRows),
+  arrowRows,
+  "application/vnd.apache.arrow.stream",
+);
 
 console.log();
 printTable(
@@ -169,5 +217,9 @@ printTable(
   rows.map((r) => [r.name, Math.round(r.reqPerSec), Math.round(r.readingsPerSec), r.p50, r.p99, r.errors, r.non2xx]),
 );
 console.log();
-console.log(`(b)/(a) = ${(rows[1].reqPerSec / rows[0].reqPerSec).toFixed(2)}   p99 (b') / p99 (b) = ${(rows[2].p99 / Math.max(rows[1].p99, 1)).toFixed(2)}`);
+console.log(
+  `(b)/(a) = ${(rows[1].reqPerSec / rows[0].reqPerSec).toFixed(2)}   p99 (b') / p99 (b) = ${
+    (rows[2].p99 / Math.max(rows[1].p99, 1)).toFixed(2)
+  }`,
+);
 for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });

@@ -18,7 +18,7 @@ import { testConfig } from "../src/ops/config.ts";
 import { Engine } from "../src/engine.ts";
 import { silentLogger } from "../src/ops/logger.ts";
 import type { Reading } from "../src/reading.ts";
-import { flags, percentile, printTable, startServer, type Runtime } from "./support.ts";
+import { flags, percentile, printTable, type Runtime, startServer } from "./support.ts";
 
 const DAY = 86_400_000;
 const END = Date.UTC(2024, 1, 1); // histories end here
@@ -35,7 +35,13 @@ async function build(dir: string, days: number, users: number): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   const started = performance.now();
   const engine = await Engine.open(
-    testConfig({ dataDir: dir, fsync: "interval", memtableRows: 4_000_000, memoryBudgetBytes: 2 * 2 ** 30, compaction: false }),
+    testConfig({
+      dataDir: dir,
+      fsync: "interval",
+      memtableRows: 4_000_000,
+      memoryBudgetBytes: 2 * 2 ** 30,
+      compaction: false,
+    }),
     silentLogger,
   );
   const batch: Reading[] = [];
@@ -61,14 +67,20 @@ async function build(dir: string, days: number, users: number): Promise<void> {
       batch.length = 0;
     }
     await engine.flush();
-    process.stdout.write(`\r  building ${days}d x ${users}u: day ${days - d + 1}/${days}, ${rows.toLocaleString()} readings`);
+    process.stdout.write(
+      `\r  building ${days}d x ${users}u: day ${days - d + 1}/${days}, ${rows.toLocaleString()} readings`,
+    );
   }
   const compactor = new Compactor(engine, { trigger: 4, settleMs: 0 });
   await compactor.runUntilIdle();
   const runs = engine.stats().runs.length;
   await engine.close();
   fs.writeFileSync(path.join(dir, "BUILT"), new Date().toISOString());
-  process.stdout.write(`\r  built ${days}d x ${users}u: ${rows.toLocaleString()} readings, ${runs} runs, ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(
+    `\r  built ${days}d x ${users}u: ${rows.toLocaleString()} readings, ${runs} runs, ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s\n`,
+  );
 }
 
 async function measure(url: string, n: number, vary: boolean): Promise<number[]> {
@@ -76,7 +88,9 @@ async function measure(url: string, n: number, vary: boolean): Promise<number[]>
   const lastDay = END - DAY;
   for (let i = 0; i < n + 5; i++) {
     const start = lastDay - (vary ? (i + 1) * 1000 : 0);
-    const q = `${url}/metrics/heart-rate?user_id=user_0&start=${new Date(start).toISOString()}&end=${new Date(start + DAY).toISOString()}`;
+    const q = `${url}/metrics/heart-rate?user_id=user_0&start=${new Date(start).toISOString()}&end=${
+      new Date(start + DAY).toISOString()
+    }`;
     const t0 = performance.now();
     const res = await fetch(q);
     const body = await res.text();
@@ -94,23 +108,40 @@ for (const users of usersList) {
   for (const days of daysList) {
     const dir = path.join(os.tmpdir(), `pulsedb-bench-query-${days}d-${users}u`);
     await build(dir, days, users);
-    const runFiles = fs.readdirSync(path.join(dir, "runs")).reduce((n, d) => n + fs.readdirSync(path.join(dir, "runs", d)).length, 0);
+    const runFiles = fs.readdirSync(path.join(dir, "runs")).reduce(
+      (n, d) => n + fs.readdirSync(path.join(dir, "runs", d)).length,
+      0,
+    );
     const server = await startServer({ PULSE_DATA_DIR: dir, PULSE_COMPACTION: "off" }, runtime);
     try {
       const miss = await measure(server.url, queries, true);
       const hit = await measure(server.url, queries, false);
       p50ByHistory.set(`${days}|${users}`, percentile(miss, 50));
-      rows.push([`${days} d`, users, (days * users * 172_800).toLocaleString("en-US"), runFiles, percentile(miss, 50), percentile(miss, 99), percentile(hit, 50), percentile(hit, 99)]);
+      rows.push([
+        `${days} d`,
+        users,
+        (days * users * 172_800).toLocaleString("en-US"),
+        runFiles,
+        percentile(miss, 50),
+        percentile(miss, 99),
+        percentile(hit, 50),
+        percentile(hit, 99),
+      ]);
     } finally {
       await server.stop();
     }
   }
 }
 console.log();
-printTable(["history", "users", "readings", "run files", "miss p50 ms", "miss p99 ms", "hit p50 ms", "hit p99 ms"], rows);
+printTable(
+  ["history", "users", "readings", "run files", "miss p50 ms", "miss p99 ms", "hit p50 ms", "hit p99 ms"],
+  rows,
+);
 console.log();
 for (const users of usersList) {
   const one = p50ByHistory.get(`1|${users}`);
   const month = p50ByHistory.get(`30|${users}`);
-  if (one && month) console.log(`${users} user(s): p50 with 30 days of history / with 1 day = ${(month / one).toFixed(2)}`);
+  if (one && month) {
+    console.log(`${users} user(s): p50 with 30 days of history / with 1 day = ${(month / one).toFixed(2)}`);
+  }
 }

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { flags, percentile, printTable, startServer, type Runtime } from "./support.ts";
+import { flags, percentile, printTable, type Runtime, startServer } from "./support.ts";
 
 const opts = flags();
 const minutes = Number(opts.get("minutes") ?? 5);
@@ -38,10 +38,19 @@ async function writer(id: number): Promise<void> {
     for (let i = 0; i < n; i++) {
       const s = clock++;
       const ts = BASE + Math.floor(s / 20) * 1000;
-      batch.push({ user_id: `user_${s % 10}`, device_id: (s >> 1) % 2 ? "device_a" : "device_b", timestamp: new Date(ts).toISOString(), heart_rate: 60 + (s % 80) });
+      batch.push({
+        user_id: `user_${s % 10}`,
+        device_id: (s >> 1) % 2 ? "device_a" : "device_b",
+        timestamp: new Date(ts).toISOString(),
+        heart_rate: 60 + (s % 80),
+      });
     }
     try {
-      const res = await fetch(`${server.url}/metrics/heart-rate`, { method: "POST", body: JSON.stringify(n === 1 ? batch[0] : batch), headers: { "content-type": "application/json" } });
+      const res = await fetch(`${server.url}/metrics/heart-rate`, {
+        method: "POST",
+        body: JSON.stringify(n === 1 ? batch[0] : batch),
+        headers: { "content-type": "application/json" },
+      });
       await res.arrayBuffer();
       if (res.ok) writes += n;
       else failures++;
@@ -56,7 +65,11 @@ async function reader(): Promise<void> {
     const latest = BASE + Math.floor(clock / 20) * 1000;
     const start = Math.max(BASE, latest - DAY + Math.floor(Math.random() * 1000));
     const t0 = performance.now();
-    const res = await fetch(`${server.url}/metrics/heart-rate?user_id=user_${Math.floor(Math.random() * 10)}&start=${new Date(start).toISOString()}&end=${new Date(start + DAY).toISOString()}`);
+    const res = await fetch(
+      `${server.url}/metrics/heart-rate?user_id=user_${Math.floor(Math.random() * 10)}&start=${
+        new Date(start).toISOString()
+      }&end=${new Date(start + DAY).toISOString()}`,
+    );
     await res.arrayBuffer();
     queryTimes.push(performance.now() - t0);
     if (res.status >= 500) failures++;
@@ -80,7 +93,9 @@ async function scrape(): Promise<{ runs: number; backlog: number }> {
   return { runs, backlog };
 }
 
-console.log(`pulsedb soak: ${minutes} min, ${writers} writers (1 in 4 sends batches of 500), 2 readers, runtime ${runtime}`);
+console.log(
+  `pulsedb soak: ${minutes} min, ${writers} writers (1 in 4 sends batches of 500), 2 readers, runtime ${runtime}`,
+);
 const tasks = [...Array.from({ length: writers }, (_, i) => writer(i)), reader(), reader()];
 const rows: Array<Array<string | number>> = [];
 const started = Date.now();
@@ -100,7 +115,11 @@ while (Date.now() - started < minutes * 60_000) {
     failures,
   ];
   rows.push(row);
-  console.log(`t=${row[0]}s writes/s=${row[1]} total=${row[2]} query p50=${(row[3] as number).toFixed(1)}ms p99=${(row[4] as number).toFixed(1)}ms rss=${row[5]}MB runs=${row[6]} backlog=${row[7]} failures=${row[8]}`);
+  console.log(
+    `t=${row[0]}s writes/s=${row[1]} total=${row[2]} query p50=${(row[3] as number).toFixed(1)}ms p99=${
+      (row[4] as number).toFixed(1)
+    }ms rss=${row[5]}MB runs=${row[6]} backlog=${row[7]} failures=${row[8]}`,
+  );
   lastWrites = writes;
   queryTimes = [];
 }
@@ -109,7 +128,21 @@ await Promise.allSettled(tasks);
 const exit = await server.stop();
 fs.rmSync(dir, { recursive: true, force: true });
 console.log();
-printTable(["t (s)", "writes/s", "readings", "query p50 ms", "query p99 ms", "RSS MB", "runs", "flush backlog", "failures"], rows);
+printTable([
+  "t (s)",
+  "writes/s",
+  "readings",
+  "query p50 ms",
+  "query p99 ms",
+  "RSS MB",
+  "runs",
+  "flush backlog",
+  "failures",
+], rows);
 const rss = rows.map((r) => r[5] as number);
 const half = rss.slice(Math.floor(rss.length / 2));
-console.log(`\nRSS: max ${Math.max(...rss)} MB, second half ${Math.min(...half)}-${Math.max(...half)} MB; runs at end ${rows.at(-1)?.[6]}; server exit code ${exit}`);
+console.log(
+  `\nRSS: max ${Math.max(...rss)} MB, second half ${Math.min(...half)}-${Math.max(...half)} MB; runs at end ${
+    rows.at(-1)?.[6]
+  }; server exit code ${exit}`,
+);

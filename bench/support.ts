@@ -2,7 +2,7 @@
  * Shared benchmark helpers: start pulsedb as a child process, wait for it, stop it; percentiles;
  * table printing.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as net from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,7 +47,11 @@ export interface ServerChild {
  * Starts pulsedb with `env` on a free port and waits until /ready answers 200 (bounded: 60 s).
  * (The bare ceiling server answers /ready too.)
  */
-export async function startServer(env: Record<string, string>, runtime: Runtime = "node", entry = "src/main.ts"): Promise<ServerChild> {
+export async function startServer(
+  env: Record<string, string>,
+  runtime: Runtime = "node",
+  entry = "src/main.ts",
+): Promise<ServerChild> {
   const port = await freePort();
   const { cmd, args } = serverCommand(runtime, entry);
   const child = spawn(cmd, args, {

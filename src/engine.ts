@@ -16,18 +16,19 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import pl from "nodejs-polars";
 import type { Config } from "./ops/config.ts";
-import { crashPoint, armCrashPoint } from "./storage/crash-point.ts";
+import { armCrashPoint, crashPoint } from "./storage/crash-point.ts";
 import { ensureDir } from "./storage/fsutil.ts";
 import type { Logger } from "./ops/logger.ts";
-import { EMPTY_MANIFEST, MANIFEST_FILE, readManifest, writeManifest, type ManifestData } from "./storage/manifest.ts";
+import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
-import { rankDevices, runQuery, toPoints, type BucketPoint, type QueryResult, type QuerySpec } from "./query/query.ts";
+import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
-import { listRunFiles, verifyRun, type RunMeta } from "./storage/run.ts";
+import { listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
+import { RunSet } from "./storage/run-set.ts";
 import { Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
 
@@ -69,15 +70,6 @@ export interface EngineHooks {
   walFs?: WalFs;
 }
 
-/** A run the engine knows, with the queries currently reading it. */
-interface RunHandle {
-  meta: RunMeta;
-  path: string;
-  readers: number;
-  /** Replaced by compaction: delete the file once no query reads it. */
-  obsolete: boolean;
-}
-
 /**
  * The engine. Create with `Engine.open(config, logger)`; stop with `close()`.
  *
@@ -93,7 +85,7 @@ export class Engine {
   readonly metrics: Metrics;
   readonly cache: ResultCache;
   private manifest: ManifestData;
-  private readonly runs = new Map<number, RunHandle>();
+  private readonly runs: RunSet;
   private active: Memtable;
   private readonly immutables: Memtable[] = [];
   private nextSeq: number;
@@ -126,7 +118,8 @@ export class Engine {
     this.metrics = metrics;
     this.cache = new ResultCache(config.cacheEntries, config.cacheBytes);
     this.ranked = rankDevices(config.devicePriority);
-    for (const meta of manifest.runs) this.addRun(meta);
+    this.runs = new RunSet(config.dataDir, log);
+    this.runs.add(manifest.runs);
     this.active = new Memtable(wal.currentSegment());
   }
 
@@ -138,13 +131,20 @@ export class Engine {
    * @throws when the data directory is locked by a live process, or the manifest or a WAL segment
    *   is corrupt beyond a torn tail (the message says how to recover).
    */
-  static async open(config: Config, log: Logger, metrics: Metrics = new Metrics(), hooks: EngineHooks = {}): Promise<Engine> {
+  static async open(
+    config: Config,
+    log: Logger,
+    metrics: Metrics = new Metrics(),
+    hooks: EngineHooks = {},
+  ): Promise<Engine> {
     armCrashPoint(config.crashPoint);
     const dataDir = config.dataDir;
     await ensureDir(dataDir);
     await takeLock(dataDir);
     const started = performance.now();
-    const manifest = config.recovery === "rebuild-manifest" ? await rebuildManifest(dataDir, log) : await readManifestOrRefuse(dataDir);
+    const manifest = config.recovery === "rebuild-manifest"
+      ? await rebuildManifest(dataDir, log)
+      : await readManifestOrRefuse(dataDir);
     await checkRunFiles(dataDir, manifest, log);
     const { wal, batches, truncated } = await Wal.open({
       dir: path.join(dataDir, "wal"),
@@ -155,7 +155,8 @@ export class Engine {
       minSegment: manifest.walSegment + 1,
       fs: hooks.walFs,
       onSync: (ms: number, records: number) => metrics.observeWalSync(ms, records),
-      logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => log[level](msg, fields),
+      logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) =>
+        log[level](msg, fields),
     });
     for (const t of truncated) log.warn("wal torn tail cut", { ...t });
     // Segments the manifest says are covered may survive a crash before their deletion.
@@ -258,13 +259,7 @@ export class Engine {
   /** Like `query`, with the answer's `data` array as JSON text (what the HTTP layer sends). */
   async queryJson(spec: QuerySpec): Promise<QueryResult> {
     const started = performance.now();
-    const runs: RunHandle[] = [];
-    for (const h of this.runs.values()) {
-      if (!h.obsolete && h.meta.minTs < spec.end && h.meta.maxTs >= spec.start) {
-        h.readers++;
-        runs.push(h);
-      }
-    }
+    const runs = this.runs.acquire(spec.start, spec.end);
     const memtables: pl.DataFrame[] = [];
     const memtableDevices: string[] = [];
     for (const m of [...this.immutables, this.active]) {
@@ -274,10 +269,14 @@ export class Engine {
       }
     }
     try {
-      const sources = { runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })), memtables, memtableDevices };
+      const sources = {
+        runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })),
+        memtables,
+        memtableDevices,
+      };
       return await runQuery(sources, spec, this.ranked);
     } finally {
-      for (const h of runs) this.release(h);
+      this.runs.release(runs);
       this.metrics.queryDuration.observe((performance.now() - started) / 1000);
     }
   }
@@ -286,7 +285,10 @@ export class Engine {
    * A query through the result cache; `body` is the JSON answer or undefined for "no data".
    * The cache is exact: see result-cache.ts.
    */
-  async queryCached(spec: QuerySpec, render: (result: QueryResult) => string): Promise<{ body: string | undefined; cached: boolean }> {
+  async queryCached(
+    spec: QuerySpec,
+    render: (result: QueryResult) => string,
+  ): Promise<{ body: string | undefined; cached: boolean }> {
     const key = `${spec.userId}|${spec.deviceId ?? ""}|${spec.start}|${spec.end}|${spec.bucketMs}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -331,7 +333,14 @@ export class Engine {
   }
 
   /** A snapshot of counters for /metrics and tests. */
-  stats(): { memtableRows: number; memtableBytes: number; immutableMemtables: number; runs: RunMeta[]; nextSeq: number; flushedSeq: number } {
+  stats(): {
+    memtableRows: number;
+    memtableBytes: number;
+    immutableMemtables: number;
+    runs: RunMeta[];
+    nextSeq: number;
+    flushedSeq: number;
+  } {
     return {
       memtableRows: this.memtableRows(),
       memtableBytes: this.memoryBytes(),
@@ -364,17 +373,10 @@ export class Engine {
     await this.updateManifest((m) => ({ ...m, runs: [...m.runs.filter((r) => !gone.has(r.id)), ...outputs] }));
     // Swap in memory in one synchronous step (queries see inputs or output, never both), then
     // delete the files no query is reading (the others go when their last reader is done).
-    for (const meta of outputs) this.addRun(meta);
-    const retired: RunHandle[] = [];
-    for (const id of gone) {
-      const h = this.runs.get(id);
-      if (!h) continue;
-      h.obsolete = true;
-      this.runs.delete(id);
-      retired.push(h);
-    }
+    this.runs.add(outputs);
+    const retired = this.runs.retire(gone);
     crashPoint("compaction-after-manifest");
-    for (const h of retired) if (h.readers === 0) await this.deleteRunFile(h);
+    await this.runs.deleteUnread(retired);
   }
 
   private memtableRows(): number {
@@ -416,7 +418,9 @@ export class Engine {
   private tick(): void {
     if (this.closing) return;
     try {
-      if (this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs) this.rotate();
+      if (
+        this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs
+      ) this.rotate();
     } catch (err) {
       this.log.error("could not seal the memtable; will retry", { err });
     }
@@ -477,7 +481,7 @@ export class Engine {
       walSegment: Math.max(m.walSegment, mem.lastSegment),
     }));
     // Publish in one synchronous step: queries see either the memtable or its runs, never both/neither.
-    for (const meta of metas) this.addRun(meta);
+    this.runs.add(metas);
     this.immutables.shift();
     mem.release();
     crashPoint("flush-before-wal-delete");
@@ -488,7 +492,12 @@ export class Engine {
     this.bytesFlushed += written;
     this.metrics.bytesFlushed.inc(written);
     this.metrics.flushDuration.observe(seconds);
-    this.log.info("flush", { memtable: mem.id, rows: mem.rows, runs: metas.map((m) => m.file), ms: Math.round(seconds * 1000) });
+    this.log.info("flush", {
+      memtable: mem.id,
+      rows: mem.rows,
+      runs: metas.map((m) => m.file),
+      ms: Math.round(seconds * 1000),
+    });
     this.compactor?.noteFlush(metas.map((m) => m.day));
   }
 
@@ -501,23 +510,6 @@ export class Engine {
     });
     this.manifestLock = next.catch(() => {});
     return next;
-  }
-
-  private addRun(meta: RunMeta): void {
-    this.runs.set(meta.id, { meta, path: path.join(this.config.dataDir, meta.file), readers: 0, obsolete: false });
-  }
-
-  private release(h: RunHandle): void {
-    h.readers--;
-    if (h.obsolete && h.readers === 0) void this.deleteRunFile(h);
-  }
-
-  private async deleteRunFile(h: RunHandle): Promise<void> {
-    try {
-      await fs.promises.rm(h.path, { force: true });
-    } catch (err) {
-      this.log.warn("could not delete obsolete run (start-up will remove it)", { file: h.meta.file, err });
-    }
   }
 }
 
@@ -545,7 +537,9 @@ async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logge
  */
 async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
   if (!fs.existsSync(path.join(dataDir, MANIFEST_FILE))) {
-    const runs = (await listRunFiles(dataDir)).filter((f) => f.endsWith(".parquet") && !path.basename(f).startsWith("."));
+    const runs = (await listRunFiles(dataDir)).filter((f) =>
+      f.endsWith(".parquet") && !path.basename(f).startsWith(".")
+    );
     if (runs.length === 0) {
       // A new database: publish an empty manifest before any run can exist, so that from now on
       // "run files but no manifest" can only mean a lost manifest, never a crash in the first flush.

@@ -12,10 +12,10 @@
  *
  * @module
  */
-import { ConfigError, loadConfig, type Config } from "./ops/config.ts";
+import { type Config, ConfigError, loadConfig } from "./ops/config.ts";
 import type { Engine } from "./engine.ts";
 import { createApp } from "./http/app.ts";
-import { exit, onShutdownSignal, runtimeName, serve, type RunningServer } from "./http/serve.ts";
+import { exit, onShutdownSignal, type RunningServer, runtimeName, serve } from "./http/serve.ts";
 import { createLogger } from "./ops/logger.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { openPulseDb } from "./pulsedb.ts";
@@ -36,7 +36,10 @@ try {
 }
 
 const log = createLogger(config.logLevel);
-log.info("starting", { runtime: runtimeName(), config: { ...config, devicePriority: Object.fromEntries(config.devicePriority) } });
+log.info("starting", {
+  runtime: runtimeName(),
+  config: { ...config, devicePriority: Object.fromEntries(config.devicePriority) },
+});
 
 /** Logs and prints `message` on stderr, then exits 1. */
 function fail(message: string, err: unknown): never {
@@ -76,7 +79,10 @@ async function shutdown(signal: string): Promise<void> {
     const db = await Promise.race([opening.catch(() => undefined), gaveUp]);
     clearTimeout(timer);
     if (db === "timeout") {
-      log.error("shutdown: the engine did not finish opening; exiting without a flush (the WAL keeps every acknowledged write)", { waitedMs: OPEN_WAIT_MS });
+      log.error(
+        "shutdown: the engine did not finish opening; exiting without a flush (the WAL keeps every acknowledged write)",
+        { waitedMs: OPEN_WAIT_MS },
+      );
       exit(1);
     }
     if (db === undefined) return;

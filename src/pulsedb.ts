@@ -25,7 +25,12 @@ export interface PulseDb {
  * await engine.close();
  * ```
  */
-export async function openPulseDb(config: Config, log: Logger, metrics: Metrics = new Metrics(), hooks: EngineHooks = {}): Promise<PulseDb> {
+export async function openPulseDb(
+  config: Config,
+  log: Logger,
+  metrics: Metrics = new Metrics(),
+  hooks: EngineHooks = {},
+): Promise<PulseDb> {
   const engine = await Engine.open(config, log, metrics, hooks);
   let compactor: Compactor | undefined;
   if (config.compaction) {

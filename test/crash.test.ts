@@ -9,7 +9,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { describeViolations, runCrashTest } from "./support/crash-driver.ts";
 
-test("crash test: nothing acknowledged is lost across crashes in flush, compaction and random kills", { timeout: 120_000 }, async (t) => {
+test("crash test: nothing acknowledged is lost across crashes in flush, compaction and random kills", {
+  timeout: 120_000,
+}, async (t) => {
   const result = await runCrashTest({
     rounds: 3,
     seed: 20240115,
@@ -19,7 +21,9 @@ test("crash test: nothing acknowledged is lost across crashes in flush, compacti
   assert.equal(
     result.violationCount,
     0,
-    `${result.lost} acknowledged readings lost, ${result.violationCount} violations (seed ${result.seed}; data dir kept: ${result.dataDir}):\n${describeViolations(result)}`,
+    `${result.lost} acknowledged readings lost, ${result.violationCount} violations (seed ${result.seed}; data dir kept: ${result.dataDir}):\n${
+      describeViolations(result)
+    }`,
   );
   assert.equal(result.rounds.length, 3);
   assert.ok(result.rounds[0].crashFired, `the flush crash point did not fire: ${result.rounds[0].death}`);

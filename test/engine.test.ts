@@ -256,7 +256,9 @@ describe("Engine first flush", () => {
       import { openPulseDb } from "./src/pulsedb.ts";
       import { testConfig } from "./src/ops/config.ts";
       import { silentLogger } from "./src/ops/logger.ts";
-      const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: "flush-after-rename" }), silentLogger);
+      const { engine } = await openPulseDb(testConfig({ dataDir: ${
+      JSON.stringify(dir)
+    }, compaction: false, crashPoint: "flush-after-rename" }), silentLogger);
       await engine.write([{ userId: "user_1", deviceId: "device_a", ts: ${H10}, heartRate: 64 }]);
       await engine.flush();
     `);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Hono, type Context } from "hono";
+import { type Context, Hono } from "hono";
 import type { Config } from "../ops/config.ts";
 import { Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../ops/logger.ts";
@@ -73,7 +73,14 @@ export function createApp(deps: AppDeps): Hono {
     await next();
     const ms = performance.now() - started;
     (timers.get(c.req.path) ?? unmatched).observe(c.req.method, c.res.status, ms / 1000);
-    if (debug) log.debug("request", { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 100) / 100 });
+    if (debug) {
+      log.debug("request", {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(ms * 100) / 100,
+      });
+    }
   });
 
   const decoder = new TextDecoder();
@@ -100,7 +107,9 @@ export function createApp(deps: AppDeps): Hono {
     const bytes = await readBody(c.req.raw, deps.config.maxBodyBytes);
     if (bytes === undefined) {
       metrics.reject("too_large");
-      return problemResponse(problem(413, "Content Too Large", `The body is larger than ${deps.config.maxBodyBytes} bytes.`));
+      return problemResponse(
+        problem(413, "Content Too Large", `The body is larger than ${deps.config.maxBodyBytes} bytes.`),
+      );
     }
     let parsed: ParseResult;
     let count: number;
@@ -113,7 +122,9 @@ export function createApp(deps: AppDeps): Hono {
         body = JSON.parse(decoder.decode(bytes));
       } catch {
         metrics.reject("malformed_json");
-        return problemResponse(problem(400, VALIDATION_TITLE, "The body is not valid JSON.", [{ path: "", message: "malformed JSON" }]));
+        return problemResponse(
+          problem(400, VALIDATION_TITLE, "The body is not valid JSON.", [{ path: "", message: "malformed JSON" }]),
+        );
       }
       parsed = parseReadingsBody(body);
       count = Array.isArray(body) ? body.length : 1;
@@ -141,13 +152,20 @@ export function createApp(deps: AppDeps): Hono {
     const { body } = await engine.queryCached(q, (result) => render(q.userId, result));
     if (body === undefined) {
       const who = q.deviceId === undefined ? `user ${q.userId}` : `user ${q.userId} and device ${q.deviceId}`;
-      return problemResponse(problem(404, "Not Found", `No readings for ${who} in [${c.req.query("start")}, ${c.req.query("end")}).`));
+      return problemResponse(
+        problem(404, "Not Found", `No readings for ${who} in [${c.req.query("start")}, ${c.req.query("end")}).`),
+      );
     }
     return new Response(body, { status: 200, headers: JSON_HEADERS });
   });
 
-  app.all(ROUTE, (c) =>
-    problemResponse(problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET or POST.`), { allow: "GET, POST" }),
+  app.all(
+    ROUTE,
+    (c) =>
+      problemResponse(
+        problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET or POST.`),
+        { allow: "GET, POST" },
+      ),
   );
 
   // Liveness: the process answers. Stays 200 while starting and stopping.
@@ -167,7 +185,10 @@ export function createApp(deps: AppDeps): Hono {
     if (engine === undefined) return unavailable(STARTING);
     engine.refreshGauges();
     metrics.memoryBudget.set(engine.config.memoryBudgetBytes);
-    return new Response(await metrics.registry.metrics(), { status: 200, headers: { "content-type": metrics.registry.contentType } });
+    return new Response(await metrics.registry.metrics(), {
+      status: 200,
+      headers: { "content-type": metrics.registry.contentType },
+    });
   });
 
   app.get("/openapi.json", () => new Response(openApiJson(), { status: 200, headers: JSON_HEADERS }));
@@ -194,13 +215,23 @@ function unavailable(detail: string): Response {
 function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
   if (err instanceof OverloadedError) {
     metrics.reject("overloaded", n);
-    return problemResponse(problem(503, "Service Unavailable", "Writes are arriving faster than they can be flushed; retry shortly. Nothing of this request was stored."), {
-      "retry-after": String(err.retryAfterSec),
-    });
+    return problemResponse(
+      problem(
+        503,
+        "Service Unavailable",
+        "Writes are arriving faster than they can be flushed; retry shortly. Nothing of this request was stored.",
+      ),
+      {
+        "retry-after": String(err.retryAfterSec),
+      },
+    );
   }
   if (err instanceof ShuttingDownError) {
     metrics.reject("unavailable", n);
-    return problemResponse(problem(503, "Service Unavailable", "pulsedb is shutting down; retry against the restarted server."), { "retry-after": "1" });
+    return problemResponse(
+      problem(503, "Service Unavailable", "pulsedb is shutting down; retry against the restarted server."),
+      { "retry-after": "1" },
+    );
   }
   if (err instanceof TooLargeError) {
     metrics.reject("too_large", n);
@@ -208,9 +239,18 @@ function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
   }
   if (err instanceof WalWriteError) {
     metrics.reject("wal_error", n);
-    return problemResponse(problem(503, "Service Unavailable", `The write-ahead log could not be written (${(err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"}); the request was not acknowledged. Retry later.`), {
-      "retry-after": "1",
-    });
+    return problemResponse(
+      problem(
+        503,
+        "Service Unavailable",
+        `The write-ahead log could not be written (${
+          (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"
+        }); the request was not acknowledged. Retry later.`,
+      ),
+      {
+        "retry-after": "1",
+      },
+    );
   }
   throw err;
 }

@@ -27,7 +27,8 @@ export const MAX_ARROW_ERRORS = 1000;
 export const MAX_ARROW_ROWS = 1_000_000;
 
 const ID_MESSAGE = (f: string) => `${f} must be a string of 1-128 characters from A-Z a-z 0-9 _ . : @ -`;
-const TS_MESSAGE = "timestamp must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z (ms since epoch, or an Arrow timestamp)";
+const TS_MESSAGE =
+  "timestamp must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z (ms since epoch, or an Arrow timestamp)";
 const HR_MESSAGE = `heart_rate must be a number between ${MIN_HEART_RATE} and ${MAX_HEART_RATE} (inclusive)`;
 
 class Errors {
@@ -58,12 +59,21 @@ export function parseArrowBody(bytes: Uint8Array): ParseResult {
   try {
     table = arrow.tableFromIPC(bytes);
   } catch (err) {
-    return fail(`The body is not an Arrow IPC stream: ${(err as Error).message}`, [{ path: "", message: "malformed Arrow IPC stream" }]);
+    return fail(`The body is not an Arrow IPC stream: ${(err as Error).message}`, [{
+      path: "",
+      message: "malformed Arrow IPC stream",
+    }]);
   }
   const n = table.numRows;
   if (n === 0) return fail("The Arrow stream holds no rows; send at least one.", [{ path: "", message: "no rows" }]);
   if (n > MAX_ARROW_ROWS) {
-    return { ok: false, status: 413, title: "Content Too Large", detail: `An Arrow request holds at most ${MAX_ARROW_ROWS} rows; this one has ${n}.`, errors: [] };
+    return {
+      ok: false,
+      status: 413,
+      title: "Content Too Large",
+      detail: `An Arrow request holds at most ${MAX_ARROW_ROWS} rows; this one has ${n}.`,
+      errors: [],
+    };
   }
   const missing: FieldError[] = [];
   const col = (name: string) => {
@@ -82,14 +92,20 @@ export function parseArrowBody(bytes: Uint8Array): ParseResult {
   const deviceIds = idColumn(devices!, "device_id", errors, missing);
   const ts = timeColumn(times!, errors, missing);
   const hr = rateColumn(rates!, errors, missing);
-  if (missing.length > 0) return fail("The Arrow stream has columns of unsupported types; nothing was stored.", missing);
+  if (missing.length > 0) {
+    return fail("The Arrow stream has columns of unsupported types; nothing was stored.", missing);
+  }
   if (errors.badRows.size > 0) {
-    let detail = `${errors.badRows.size} of ${n} readings ${errors.badRows.size === 1 ? "is" : "are"} invalid; nothing was stored.`;
+    let detail = `${errors.badRows.size} of ${n} readings ${
+      errors.badRows.size === 1 ? "is" : "are"
+    } invalid; nothing was stored.`;
     if (errors.truncated) detail += ` Only the first ${MAX_ARROW_ERRORS} errors are listed.`;
     return fail(detail, errors.list);
   }
   const readings: Reading[] = new Array(n);
-  for (let i = 0; i < n; i++) readings[i] = { userId: userIds![i], deviceId: deviceIds![i], ts: ts![i], heartRate: hr![i] };
+  for (let i = 0; i < n; i++) {
+    readings[i] = { userId: userIds![i], deviceId: deviceIds![i], ts: ts![i], heartRate: hr![i] };
+  }
   return { ok: true, readings, batch: true };
 }
 
@@ -153,17 +169,22 @@ function timeColumn(v: arrow.Vector, errors: Errors, unsupported: FieldError[]):
   let toMs: (raw: number | bigint) => number;
   if (arrow.DataType.isTimestamp(type)) {
     const unit = type.unit;
-    toMs =
-      unit === arrow.TimeUnit.SECOND ? (x) => Number(x) * 1000
-      : unit === arrow.TimeUnit.MILLISECOND ? (x) => Number(x)
-      : unit === arrow.TimeUnit.MICROSECOND ? (x) => Number(BigInt(x) / 1000n)
+    toMs = unit === arrow.TimeUnit.SECOND
+      ? (x) => Number(x) * 1000
+      : unit === arrow.TimeUnit.MILLISECOND
+      ? (x) => Number(x)
+      : unit === arrow.TimeUnit.MICROSECOND
+      ? (x) => Number(BigInt(x) / 1000n)
       : (x) => Number(BigInt(x) / 1_000_000n);
   } else if (arrow.DataType.isInt(type) && type.bitWidth === 64) {
     toMs = (x) => Number(x);
   } else if (arrow.DataType.isFloat(type)) {
     toMs = (x) => (Number.isInteger(x) ? (x as number) : NaN);
   } else {
-    unsupported.push({ path: "/timestamp", message: "timestamp must be an Arrow timestamp, int64 or float64 (ms since epoch) column" });
+    unsupported.push({
+      path: "/timestamp",
+      message: "timestamp must be an Arrow timestamp, int64 or float64 (ms since epoch) column",
+    });
     return undefined;
   }
   for (const [d, offset] of chunks(v)) {

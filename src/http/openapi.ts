@@ -10,7 +10,15 @@
  */
 import { z } from "zod";
 import { MAX_BATCH, MAX_HEART_RATE, MIN_HEART_RATE } from "../reading.ts";
-import { BUCKET_MS, DEFAULT_BUCKET, MAX_BUCKETS, querySchema, readingBatchSchema, readingSchema, readingsBodySchema } from "./validation.ts";
+import {
+  BUCKET_MS,
+  DEFAULT_BUCKET,
+  MAX_BUCKETS,
+  querySchema,
+  readingBatchSchema,
+  readingsBodySchema,
+  readingSchema,
+} from "./validation.ts";
 
 /** The API version in `info.version`. */
 export const API_VERSION = "0.1.0";
@@ -22,13 +30,18 @@ const PROBLEM_TYPE = "application/problem+json";
 // Answer schemas (documentation only)
 
 const fieldErrorSchema = z.object({
-  path: z.string().meta({ description: "JSON Pointer into the body (`/3/heart_rate`; empty for the whole body), or the query parameter's name." }),
+  path: z.string().meta({
+    description:
+      "JSON Pointer into the body (`/3/heart_rate`; empty for the whole body), or the query parameter's name.",
+  }),
   message: z.string(),
 });
 
 const problemSchema = z
   .object({
-    type: z.string().meta({ description: "`https://pulsedb.dev/problems/validation` when `errors` is present, else `about:blank`." }),
+    type: z.string().meta({
+      description: "`https://pulsedb.dev/problems/validation` when `errors` is present, else `about:blank`.",
+    }),
     title: z.string(),
     status: z.number().int().min(400).max(599),
     detail: z.string(),
@@ -44,9 +57,18 @@ const acceptedSchema = z
   .meta({ description: "The readings are durable (in the fsync'd write-ahead log)." });
 
 const bucketPointSchema = z.object({
-  timestamp: z.string().meta({ description: "Bucket start, UTC, `YYYY-MM-DDTHH:MM:SSZ`.", example: "2024-01-15T10:00:00Z" }),
-  heart_rate: z.number().meta({ description: "Mean heart rate of the answering device in the bucket, rounded to 2 decimals.", example: 72.5 }),
-  device_id: z.string().meta({ description: "The device that answers this bucket (the highest-priority one with readings).", example: "device_a" }),
+  timestamp: z.string().meta({
+    description: "Bucket start, UTC, `YYYY-MM-DDTHH:MM:SSZ`.",
+    example: "2024-01-15T10:00:00Z",
+  }),
+  heart_rate: z.number().meta({
+    description: "Mean heart rate of the answering device in the bucket, rounded to 2 decimals.",
+    example: 72.5,
+  }),
+  device_id: z.string().meta({
+    description: "The device that answers this bucket (the highest-priority one with readings).",
+    example: "device_a",
+  }),
 });
 
 const queryAnswerSchema = z.object({
@@ -62,13 +84,21 @@ const readySchema = z.object({ status: z.literal("ready") });
 // Examples (docs/api.md)
 
 const READING = { user_id: "user_1", device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 72 };
-const BATCH = [READING, { user_id: "user_1", device_id: "device_b", timestamp: "2024-01-15T10:00:30+00:00", heart_rate: 75.5 }];
+const BATCH = [READING, {
+  user_id: "user_1",
+  device_id: "device_b",
+  timestamp: "2024-01-15T10:00:30+00:00",
+  heart_rate: 75.5,
+}];
 const VALIDATION_PROBLEM = {
   type: "https://pulsedb.dev/problems/validation",
   title: "Validation failed",
   status: 400,
   detail: "1 of 2 readings is invalid; nothing was stored.",
-  errors: [{ path: "/1/heart_rate", message: `heart_rate must be a number between ${MIN_HEART_RATE} and ${MAX_HEART_RATE} (inclusive)` }],
+  errors: [{
+    path: "/1/heart_rate",
+    message: `heart_rate must be a number between ${MIN_HEART_RATE} and ${MAX_HEART_RATE} (inclusive)`,
+  }],
 };
 
 function problemExample(status: number, title: string, detail: string) {
@@ -77,7 +107,11 @@ function problemExample(status: number, title: string, detail: string) {
 
 const RETRY_AFTER = { "Retry-After": { $ref: "#/components/headers/RetryAfter" } };
 
-function problemResponse(description: string, examples: Record<string, { summary: string; value: unknown }>, headers?: object) {
+function problemResponse(
+  description: string,
+  examples: Record<string, { summary: string; value: unknown }>,
+  headers?: object,
+) {
   return {
     description,
     ...(headers ? { headers } : {}),
@@ -88,7 +122,14 @@ function problemResponse(description: string, examples: Record<string, { summary
 const UNAVAILABLE = problemResponse(
   "Not available now: starting (replaying the write-ahead log), shutting down, memtables at their memory budget, or the write-ahead log failed. Retry after `Retry-After` seconds.",
   {
-    starting: { summary: "WAL replay in progress", value: problemExample(503, "Service Unavailable", "pulsedb is starting (replaying the write-ahead log); retry shortly.") },
+    starting: {
+      summary: "WAL replay in progress",
+      value: problemExample(
+        503,
+        "Service Unavailable",
+        "pulsedb is starting (replaying the write-ahead log); retry shortly.",
+      ),
+    },
   },
   RETRY_AFTER,
 );
@@ -109,15 +150,23 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   registry.add(problemSchema, { id: "Problem" });
   registry.add(healthSchema, { id: "Health" });
   registry.add(readySchema, { id: "Ready" });
-  const generated = z.toJSONSchema(registry, { io: "input", uri: (id) => REF + id }) as { schemas: Record<string, Record<string, unknown>> };
+  const generated = z.toJSONSchema(registry, { io: "input", uri: (id) => REF + id }) as {
+    schemas: Record<string, Record<string, unknown>>;
+  };
   const schemas: Record<string, Record<string, unknown>> = {};
   for (const [id, schema] of Object.entries(generated.schemas)) {
     const { $schema: _dialect, $id: _id, ...rest } = schema;
     schemas[id] = rest;
   }
-  const reading = schemas.Reading as { description?: string; properties: Record<string, Record<string, unknown>>; examples?: unknown[] };
-  reading.description = "One heart-rate reading. Other fields are ignored. Its identity is (user_id, device_id, timestamp): a later write of the same identity wins.";
-  reading.properties.heart_rate.description = `Beats per minute, a JSON number (decimals allowed), ${MIN_HEART_RATE} <= value <= ${MAX_HEART_RATE}.`;
+  const reading = schemas.Reading as {
+    description?: string;
+    properties: Record<string, Record<string, unknown>>;
+    examples?: unknown[];
+  };
+  reading.description =
+    "One heart-rate reading. Other fields are ignored. Its identity is (user_id, device_id, timestamp): a later write of the same identity wins.";
+  reading.properties.heart_rate.description =
+    `Beats per minute, a JSON number (decimals allowed), ${MIN_HEART_RATE} <= value <= ${MAX_HEART_RATE}.`;
   reading.properties.heart_rate.example = 72;
   reading.examples = [READING];
   schemas.ReadingBatch.description = `A batch of 1 to ${MAX_BATCH} readings, all-or-nothing.`;
@@ -138,21 +187,40 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           operationId: "health",
           summary: "Liveness: 200 while the process can serve (also while starting or stopping).",
           tags: ["operations"],
-          responses: { "200": { description: "The process is alive.", content: { "application/json": { schema: { $ref: `${REF}Health` }, example: { status: "ok" } } } } },
+          responses: {
+            "200": {
+              description: "The process is alive.",
+              content: { "application/json": { schema: { $ref: `${REF}Health` }, example: { status: "ok" } } },
+            },
+          },
         },
       },
       "/ready": {
         get: {
           operationId: "ready",
-          summary: "Readiness: 200 when data routes are served; 503 while the WAL is replayed at start-up or while shutting down.",
+          summary:
+            "Readiness: 200 when data routes are served; 503 while the WAL is replayed at start-up or while shutting down.",
           tags: ["operations"],
           responses: {
-            "200": { description: "Ready for traffic.", content: { "application/json": { schema: { $ref: `${REF}Ready` }, example: { status: "ready" } } } },
+            "200": {
+              description: "Ready for traffic.",
+              content: { "application/json": { schema: { $ref: `${REF}Ready` }, example: { status: "ready" } } },
+            },
             "503": problemResponse(
               "Starting or shutting down; retry after `Retry-After` seconds.",
               {
-                starting: { summary: "WAL replay in progress", value: problemExample(503, "Service Unavailable", "pulsedb is starting (replaying the write-ahead log); retry shortly.") },
-                stopping: { summary: "Shutting down", value: problemExample(503, "Service Unavailable", "pulsedb is shutting down.") },
+                starting: {
+                  summary: "WAL replay in progress",
+                  value: problemExample(
+                    503,
+                    "Service Unavailable",
+                    "pulsedb is starting (replaying the write-ahead log); retry shortly.",
+                  ),
+                },
+                stopping: {
+                  summary: "Shutting down",
+                  value: problemExample(503, "Service Unavailable", "pulsedb is shutting down."),
+                },
               },
               RETRY_AFTER,
             ),
@@ -170,7 +238,8 @@ export function buildOpenApiDocument(): Record<string, unknown> {
               content: {
                 "text/plain; version=0.0.4": {
                   schema: { type: "string" },
-                  example: "# HELP pulsedb_readings_accepted_total Readings acknowledged (durable).\n# TYPE pulsedb_readings_accepted_total counter\npulsedb_readings_accepted_total 1200\n",
+                  example:
+                    "# HELP pulsedb_readings_accepted_total Readings acknowledged (durable).\n# TYPE pulsedb_readings_accepted_total counter\npulsedb_readings_accepted_total 1200\n",
                 },
               },
             },
@@ -183,14 +252,23 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           operationId: "openapi",
           summary: "This document.",
           tags: ["operations"],
-          responses: { "200": { description: "The OpenAPI 3.1 description.", content: { "application/json": { schema: { type: "object" } } } } },
+          responses: {
+            "200": {
+              description: "The OpenAPI 3.1 description.",
+              content: { "application/json": { schema: { type: "object" } } },
+            },
+          },
         },
       },
     },
     components: {
       schemas,
       headers: {
-        RetryAfter: { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 0 }, example: 1 },
+        RetryAfter: {
+          description: "Seconds to wait before retrying.",
+          schema: { type: "integer", minimum: 0 },
+          example: 1,
+        },
       },
     },
   };
@@ -230,24 +308,54 @@ function ingestOperation() {
           },
         },
       },
-      "400": problemResponse("Malformed JSON, a body that is neither a reading nor an array, an empty array, or an invalid reading. Nothing was stored.", {
-        invalid: { summary: "An invalid reading in a batch", value: VALIDATION_PROBLEM },
-        malformed: {
-          summary: "Malformed JSON",
-          value: { type: "https://pulsedb.dev/problems/validation", title: "Validation failed", status: 400, detail: "The body is not valid JSON.", errors: [{ path: "", message: "malformed JSON" }] },
+      "400": problemResponse(
+        "Malformed JSON, a body that is neither a reading nor an array, an empty array, or an invalid reading. Nothing was stored.",
+        {
+          invalid: { summary: "An invalid reading in a batch", value: VALIDATION_PROBLEM },
+          malformed: {
+            summary: "Malformed JSON",
+            value: {
+              type: "https://pulsedb.dev/problems/validation",
+              title: "Validation failed",
+              status: 400,
+              detail: "The body is not valid JSON.",
+              errors: [{ path: "", message: "malformed JSON" }],
+            },
+          },
         },
-      }),
-      "413": problemResponse("The body is over the size limit (PULSE_MAX_BODY_BYTES, default 4 MiB) or the batch holds more than 10,000 readings.", {
-        batch: { summary: "Too many readings", value: problemExample(413, "Content Too Large", `A batch holds at most ${MAX_BATCH} readings; this one has 10001.`) },
-      }),
+      ),
+      "413": problemResponse(
+        "The body is over the size limit (PULSE_MAX_BODY_BYTES, default 4 MiB) or the batch holds more than 10,000 readings.",
+        {
+          batch: {
+            summary: "Too many readings",
+            value: problemExample(
+              413,
+              "Content Too Large",
+              `A batch holds at most ${MAX_BATCH} readings; this one has 10001.`,
+            ),
+          },
+        },
+      ),
       "503": problemResponse(
         "Not stored: starting (WAL replay), shutting down, memtables at their memory budget (back-pressure), or the write-ahead log failed. Retry after `Retry-After` seconds; nothing of the request was stored.",
         {
           overloaded: {
             summary: "Back-pressure",
-            value: problemExample(503, "Service Unavailable", "Writes are arriving faster than they can be flushed; retry shortly. Nothing of this request was stored."),
+            value: problemExample(
+              503,
+              "Service Unavailable",
+              "Writes are arriving faster than they can be flushed; retry shortly. Nothing of this request was stored.",
+            ),
           },
-          starting: { summary: "WAL replay in progress", value: problemExample(503, "Service Unavailable", "pulsedb is starting (replaying the write-ahead log); retry shortly.") },
+          starting: {
+            summary: "WAL replay in progress",
+            value: problemExample(
+              503,
+              "Service Unavailable",
+              "pulsedb is starting (replaying the write-ahead log); retry shortly.",
+            ),
+          },
         },
         RETRY_AFTER,
       ),
@@ -256,18 +364,39 @@ function ingestOperation() {
 }
 
 function queryOperation() {
-  const params = z.toJSONSchema(querySchema, { io: "input" }) as { properties: Record<string, Record<string, unknown>>; required?: string[] };
+  const params = z.toJSONSchema(querySchema, { io: "input" }) as {
+    properties: Record<string, Record<string, unknown>>;
+    required?: string[];
+  };
   const required = new Set(params.required ?? []);
   const describe: Record<string, { description: string; example?: string }> = {
     user_id: { description: "The user (1-128 characters from A-Z a-z 0-9 _ . : @ -).", example: "user_1" },
-    device_id: { description: "Only this device's readings. Without it, each bucket is answered by the highest-priority device with readings in it." },
-    start: { description: "Range start, inclusive (ISO 8601 date-time; without an offset, UTC).", example: "2024-01-15T10:00:00Z" },
+    device_id: {
+      description:
+        "Only this device's readings. Without it, each bucket is answered by the highest-priority device with readings in it.",
+    },
+    start: {
+      description: "Range start, inclusive (ISO 8601 date-time; without an offset, UTC).",
+      example: "2024-01-15T10:00:00Z",
+    },
     end: { description: "Range end, exclusive; later than `start`.", example: "2024-01-15T11:00:00Z" },
-    bucket: { description: `Bucket width, UTC buckets aligned to the epoch; one of ${Object.keys(BUCKET_MS).join(" ")} (default ${DEFAULT_BUCKET}). At most ${MAX_BUCKETS} buckets per answer.`, example: "5m" },
+    bucket: {
+      description: `Bucket width, UTC buckets aligned to the epoch; one of ${
+        Object.keys(BUCKET_MS).join(" ")
+      } (default ${DEFAULT_BUCKET}). At most ${MAX_BUCKETS} buckets per answer.`,
+      example: "5m",
+    },
   };
   const parameters = Object.entries(params.properties).map(([name, schema]) => {
     const { description: _d, example: _e, ...rest } = schema;
-    return { name, in: "query", required: required.has(name), description: describe[name]?.description ?? "", schema: rest, ...(describe[name]?.example ? { example: describe[name].example } : {}) };
+    return {
+      name,
+      in: "query",
+      required: required.has(name),
+      description: describe[name]?.description ?? "",
+      schema: rest,
+      ...(describe[name]?.example ? { example: describe[name].example } : {}),
+    };
   });
   return {
     operationId: "queryHeartRate",
@@ -308,7 +437,14 @@ function queryOperation() {
         },
       }),
       "404": problemResponse("No reading for that user (and device) in the range.", {
-        empty: { summary: "No data", value: problemExample(404, "Not Found", "No readings for user user_1 in [2024-01-15T10:00:00Z, 2024-01-15T11:00:00Z).") },
+        empty: {
+          summary: "No data",
+          value: problemExample(
+            404,
+            "Not Found",
+            "No readings for user user_1 in [2024-01-15T10:00:00Z, 2024-01-15T11:00:00Z).",
+          ),
+        },
       }),
       "503": UNAVAILABLE,
     },

@@ -12,7 +12,6 @@
  * @module
  */
 
-
 /** One problem with one input field. */
 export interface FieldError {
   /**

@@ -54,7 +54,14 @@ export async function serve(fetch: FetchHandler, opts: { hostname: string; port:
     let bound = opts.port;
     let listening!: () => void;
     const ready = new Promise<void>((resolve) => (listening = resolve));
-    const server = d.serve({ hostname: opts.hostname, port: opts.port, onListen: (addr) => { bound = addr.port; listening(); } }, fetch);
+    const server = d.serve({
+      hostname: opts.hostname,
+      port: opts.port,
+      onListen: (addr) => {
+        bound = addr.port;
+        listening();
+      },
+    }, fetch);
     await ready;
     return { port: bound, close: () => server.shutdown() };
   }
@@ -94,7 +101,9 @@ function answerClientError(err: Error & { code?: string }, socket: import("node:
   const detail = tooLarge ? "The request line or headers are too large." : "The request is not valid HTTP.";
   const body = JSON.stringify({ type: "about:blank", title, status, detail });
   socket.end(
-    `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${
+      Buffer.byteLength(body)
+    }\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 

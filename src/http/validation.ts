@@ -17,7 +17,6 @@ import { parseTimestamp, subMillisecondDigits } from "./timestamp.ts";
 import { type FieldError, VALIDATION_TITLE } from "./problem.ts";
 export type { FieldError } from "./problem.ts";
 
-
 /** The outcome of {@link parseReadingsBody}. */
 export type ParseResult =
   | { ok: true; readings: Reading[]; batch: boolean }
@@ -333,7 +332,8 @@ export function parseQueryParams(
     return fail([
       {
         path: "bucket",
-        message: `the range spans ${count} buckets of ${bucket}; at most ${MAX_BUCKETS} are allowed (narrow the range or use a larger bucket)`,
+        message:
+          `the range spans ${count} buckets of ${bucket}; at most ${MAX_BUCKETS} are allowed (narrow the range or use a larger bucket)`,
       },
     ]);
   }

@@ -21,7 +21,15 @@ const SLOW = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
  * - `unavailable`: 503, the server is starting (WAL replay) or shutting down;
  * - `wal_error`: 503, the write-ahead log could not be written or synced.
  */
-export const REJECT_REASONS = ["invalid", "malformed_json", "too_large", "batch_too_large", "overloaded", "unavailable", "wal_error"] as const;
+export const REJECT_REASONS = [
+  "invalid",
+  "malformed_json",
+  "too_large",
+  "batch_too_large",
+  "overloaded",
+  "unavailable",
+  "wal_error",
+] as const;
 /** A `reason` label value of `pulsedb_readings_rejected_total`. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -49,49 +57,151 @@ export interface WalSyncStats {
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly readingsAccepted = new Counter({ name: "pulsedb_readings_accepted_total", help: "Readings acknowledged (durable).", registers: [this.registry] });
+  readonly readingsAccepted = new Counter({
+    name: "pulsedb_readings_accepted_total",
+    help: "Readings acknowledged (durable).",
+    registers: [this.registry],
+  });
   readonly readingsRejected = new Counter({
     name: "pulsedb_readings_rejected_total",
-    help: "Readings refused, by reason: every reading of a refused request counts (a batch is all-or-nothing); a body that cannot be read or holds no readings counts as one.",
+    help:
+      "Readings refused, by reason: every reading of a refused request counts (a batch is all-or-nothing); a body that cannot be read or holds no readings counts as one.",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
   /** HTTP request duration by method, route pattern and status; see {@link HttpDurationHistogram}. */
   readonly httpDuration: HttpDurationHistogram = new HttpDurationHistogram(this.registry, FAST);
-  readonly walSyncDuration = new Histogram({ name: "pulsedb_wal_sync_duration_seconds", help: "Duration of one WAL fdatasync (group commit).", buckets: FAST, registers: [this.registry] });
+  readonly walSyncDuration = new Histogram({
+    name: "pulsedb_wal_sync_duration_seconds",
+    help: "Duration of one WAL fdatasync (group commit).",
+    buckets: FAST,
+    registers: [this.registry],
+  });
   readonly walSyncBatch = new Histogram({
     name: "pulsedb_wal_sync_batch_records",
     help: "WAL records covered by one fdatasync (group commit size).",
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000],
     registers: [this.registry],
   });
-  readonly walSyncs = new Counter({ name: "pulsedb_wal_syncs_total", help: "WAL fdatasyncs done.", registers: [this.registry] });
-  readonly walSyncedRecords = new Counter({ name: "pulsedb_wal_synced_records_total", help: "WAL records covered by fdatasyncs.", registers: [this.registry] });
-  readonly walLastSync = new Gauge({ name: "pulsedb_wal_last_sync_seconds", help: "Duration of the latest WAL fdatasync.", registers: [this.registry] });
-  readonly walPending = new Gauge({ name: "pulsedb_wal_pending_records", help: "WAL appends waiting for their write and fdatasync.", registers: [this.registry] });
-  readonly memtableRows = new Gauge({ name: "pulsedb_memtable_rows", help: "Rows in memtables (active and waiting to flush): readings not yet in runs.", registers: [this.registry] });
-  readonly memtableBytes = new Gauge({ name: "pulsedb_memtable_bytes", help: "Approximate memory held by memtables.", registers: [this.registry] });
-  readonly memoryBudget = new Gauge({ name: "pulsedb_memory_budget_bytes", help: "Memtable memory budget (PULSE_MEMORY_BUDGET_MB); at it, writes get 503.", registers: [this.registry] });
-  readonly immutableMemtables = new Gauge({ name: "pulsedb_memtables_waiting_flush", help: "Sealed memtables not yet flushed (flush backlog).", registers: [this.registry] });
-  readonly runs = new Gauge({ name: "pulsedb_runs", help: "Run files by level.", labelNames: ["level"] as const, registers: [this.registry] });
-  readonly runBytes = new Gauge({ name: "pulsedb_run_bytes", help: "Bytes of run files on disk.", registers: [this.registry] });
-  readonly flushes = new Counter({ name: "pulsedb_flushes_total", help: "Memtable flushes completed.", registers: [this.registry] });
-  readonly flushFailures = new Counter({ name: "pulsedb_flush_failures_total", help: "Flush attempts that failed (retried).", registers: [this.registry] });
-  readonly flushDuration = new Histogram({ name: "pulsedb_flush_duration_seconds", help: "Duration of a memtable flush.", buckets: SLOW, registers: [this.registry] });
-  readonly compactions = new Counter({ name: "pulsedb_compactions_total", help: "Compactions completed.", registers: [this.registry] });
-  readonly compactionFailures = new Counter({ name: "pulsedb_compaction_failures_total", help: "Compactions that failed (retried later).", registers: [this.registry] });
-  readonly compactionDuration = new Histogram({ name: "pulsedb_compaction_duration_seconds", help: "Duration of a compaction.", buckets: SLOW, registers: [this.registry] });
-  readonly bytesFlushed = new Counter({ name: "pulsedb_flushed_bytes_total", help: "Bytes written by flushes.", registers: [this.registry] });
-  readonly bytesCompacted = new Counter({ name: "pulsedb_compacted_bytes_total", help: "Bytes written by compactions.", registers: [this.registry] });
+  readonly walSyncs = new Counter({
+    name: "pulsedb_wal_syncs_total",
+    help: "WAL fdatasyncs done.",
+    registers: [this.registry],
+  });
+  readonly walSyncedRecords = new Counter({
+    name: "pulsedb_wal_synced_records_total",
+    help: "WAL records covered by fdatasyncs.",
+    registers: [this.registry],
+  });
+  readonly walLastSync = new Gauge({
+    name: "pulsedb_wal_last_sync_seconds",
+    help: "Duration of the latest WAL fdatasync.",
+    registers: [this.registry],
+  });
+  readonly walPending = new Gauge({
+    name: "pulsedb_wal_pending_records",
+    help: "WAL appends waiting for their write and fdatasync.",
+    registers: [this.registry],
+  });
+  readonly memtableRows = new Gauge({
+    name: "pulsedb_memtable_rows",
+    help: "Rows in memtables (active and waiting to flush): readings not yet in runs.",
+    registers: [this.registry],
+  });
+  readonly memtableBytes = new Gauge({
+    name: "pulsedb_memtable_bytes",
+    help: "Approximate memory held by memtables.",
+    registers: [this.registry],
+  });
+  readonly memoryBudget = new Gauge({
+    name: "pulsedb_memory_budget_bytes",
+    help: "Memtable memory budget (PULSE_MEMORY_BUDGET_MB); at it, writes get 503.",
+    registers: [this.registry],
+  });
+  readonly immutableMemtables = new Gauge({
+    name: "pulsedb_memtables_waiting_flush",
+    help: "Sealed memtables not yet flushed (flush backlog).",
+    registers: [this.registry],
+  });
+  readonly runs = new Gauge({
+    name: "pulsedb_runs",
+    help: "Run files by level.",
+    labelNames: ["level"] as const,
+    registers: [this.registry],
+  });
+  readonly runBytes = new Gauge({
+    name: "pulsedb_run_bytes",
+    help: "Bytes of run files on disk.",
+    registers: [this.registry],
+  });
+  readonly flushes = new Counter({
+    name: "pulsedb_flushes_total",
+    help: "Memtable flushes completed.",
+    registers: [this.registry],
+  });
+  readonly flushFailures = new Counter({
+    name: "pulsedb_flush_failures_total",
+    help: "Flush attempts that failed (retried).",
+    registers: [this.registry],
+  });
+  readonly flushDuration = new Histogram({
+    name: "pulsedb_flush_duration_seconds",
+    help: "Duration of a memtable flush.",
+    buckets: SLOW,
+    registers: [this.registry],
+  });
+  readonly compactions = new Counter({
+    name: "pulsedb_compactions_total",
+    help: "Compactions completed.",
+    registers: [this.registry],
+  });
+  readonly compactionFailures = new Counter({
+    name: "pulsedb_compaction_failures_total",
+    help: "Compactions that failed (retried later).",
+    registers: [this.registry],
+  });
+  readonly compactionDuration = new Histogram({
+    name: "pulsedb_compaction_duration_seconds",
+    help: "Duration of a compaction.",
+    buckets: SLOW,
+    registers: [this.registry],
+  });
+  readonly bytesFlushed = new Counter({
+    name: "pulsedb_flushed_bytes_total",
+    help: "Bytes written by flushes.",
+    registers: [this.registry],
+  });
+  readonly bytesCompacted = new Counter({
+    name: "pulsedb_compacted_bytes_total",
+    help: "Bytes written by compactions.",
+    registers: [this.registry],
+  });
   readonly writeAmplification = new Gauge({
     name: "pulsedb_write_amplification",
     help: "(bytes flushed + bytes compacted) / bytes flushed since start.",
     registers: [this.registry],
   });
-  readonly queryDuration = new Histogram({ name: "pulsedb_query_duration_seconds", help: "Engine query duration (cache misses).", buckets: FAST, registers: [this.registry] });
-  readonly cacheHits = new Counter({ name: "pulsedb_cache_hits_total", help: "Result cache hits.", registers: [this.registry] });
-  readonly cacheMisses = new Counter({ name: "pulsedb_cache_misses_total", help: "Result cache misses.", registers: [this.registry] });
-  readonly backpressure = new Counter({ name: "pulsedb_backpressure_rejections_total", help: "Writes answered 503 because memtables were at their budget.", registers: [this.registry] });
+  readonly queryDuration = new Histogram({
+    name: "pulsedb_query_duration_seconds",
+    help: "Engine query duration (cache misses).",
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  readonly cacheHits = new Counter({
+    name: "pulsedb_cache_hits_total",
+    help: "Result cache hits.",
+    registers: [this.registry],
+  });
+  readonly cacheMisses = new Counter({
+    name: "pulsedb_cache_misses_total",
+    help: "Result cache misses.",
+    registers: [this.registry],
+  });
+  readonly backpressure = new Counter({
+    name: "pulsedb_backpressure_rejections_total",
+    help: "Writes answered 503 because memtables were at their budget.",
+    registers: [this.registry],
+  });
 
   /** The WAL counters last seen by {@link setWalStats}. */
   private walSeen = { syncs: 0, syncedRecords: 0 };
@@ -132,7 +242,9 @@ export class Metrics {
     const seen = this.walSeen;
     // A smaller value than last time means a new log (counters restarted): count it from zero.
     this.walSyncs.inc(stats.syncs >= seen.syncs ? stats.syncs - seen.syncs : stats.syncs);
-    this.walSyncedRecords.inc(stats.syncedRecords >= seen.syncedRecords ? stats.syncedRecords - seen.syncedRecords : stats.syncedRecords);
+    this.walSyncedRecords.inc(
+      stats.syncedRecords >= seen.syncedRecords ? stats.syncedRecords - seen.syncedRecords : stats.syncedRecords,
+    );
     this.walSeen = { syncs: stats.syncs, syncedRecords: stats.syncedRecords };
     this.walLastSync.set(stats.lastSyncMs / 1000);
     this.walPending.set(stats.pendingRecords);
@@ -146,14 +258,22 @@ const METHODS = ["GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS", "ot
 
 function methodIndex(method: string): number {
   switch (method) {
-    case "GET": return 0;
-    case "POST": return 1;
-    case "HEAD": return 2;
-    case "PUT": return 3;
-    case "PATCH": return 4;
-    case "DELETE": return 5;
-    case "OPTIONS": return 6;
-    default: return 7;
+    case "GET":
+      return 0;
+    case "POST":
+      return 1;
+    case "HEAD":
+      return 2;
+    case "PUT":
+      return 3;
+    case "PATCH":
+      return 4;
+    case "DELETE":
+      return 5;
+    case "OPTIONS":
+      return 6;
+    default:
+      return 7;
   }
 }
 
@@ -212,7 +332,8 @@ export class HttpRoute {
  */
 export class HttpDurationHistogram {
   readonly name = "pulsedb_http_request_duration_seconds";
-  readonly help = "HTTP request duration by method, route (the route pattern; `unmatched` for unknown paths) and status.";
+  readonly help =
+    "HTTP request duration by method, route (the route pattern; `unmatched` for unknown paths) and status.";
   readonly type = "histogram";
   readonly aggregator = "sum";
   private readonly routes = new Map<string, HttpRoute>();
@@ -235,7 +356,16 @@ export class HttpDurationHistogram {
   }
 
   /** prom-client's metric interface: the samples, rendered by the registry. */
-  async get(): Promise<{ name: string; help: string; type: "histogram"; aggregator: "sum"; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> }> {
+  // deno-lint-ignore require-await -- prom-client awaits get(); the samples are ready at once
+  async get(): Promise<
+    {
+      name: string;
+      help: string;
+      type: "histogram";
+      aggregator: "sum";
+      values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }>;
+    }
+  > {
     const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
     const bucket = `${this.name}_bucket`;
     for (const r of this.routes.values()) {

@@ -126,21 +126,29 @@ export function buildQuerySql(
       : `d AS (SELECT ${cols} FROM s)`;
   if (spec.deviceId !== undefined) {
     // One device: group by the bucket alone.
-    return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${lastWrite("device_id", "device_id, ts, heart_rate")}, ` +
+    return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${
+      lastWrite("device_id", "device_id, ts, heart_rate")
+    }, ` +
       `g AS (SELECT ${bucket} AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY bucket) ` +
       `SELECT ${TIMESTAMP_TEXT} AS timestamp, hr AS heart_rate, '${spec.deviceId}' AS device_id FROM g ORDER BY timestamp`;
   }
   if (order !== undefined && order.length > 0) {
     const rank = `CASE device_id ${order.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${order.length} END`;
     const name = `CASE rk ${order.map((d, i) => `WHEN ${i} THEN '${d}'`).join(" ")} END`;
-    return `WITH ${src}, s AS (SELECT ${rank} AS rk, ts, heart_rate, seq FROM src), ${lastWrite("rk", "rk, ts, heart_rate")}, ` +
+    return `WITH ${src}, s AS (SELECT ${rank} AS rk, ts, heart_rate, seq FROM src), ${
+      lastWrite("rk", "rk, ts, heart_rate")
+    }, ` +
       `g AS (SELECT ${bucket} AS bucket, rk, AVG(heart_rate) AS hr FROM d GROUP BY bucket, rk), ` +
       `w AS (SELECT bucket, rk, hr FROM (SELECT bucket, rk, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM g) WHERE rk = best) ` +
       `SELECT ${TIMESTAMP_TEXT} AS timestamp, hr AS heart_rate, ${name} AS device_id FROM w ORDER BY timestamp`;
   }
   const k = ranked.length;
-  const listedRank = k === 0 ? "0" : `CASE device_id ${ranked.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${k} END`;
-  return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${lastWrite("device_id", "device_id, ts, heart_rate")}, ` +
+  const listedRank = k === 0
+    ? "0"
+    : `CASE device_id ${ranked.map((d, i) => `WHEN '${d}' THEN ${i}`).join(" ")} ELSE ${k} END`;
+  return `WITH ${src}, s AS (SELECT device_id, ts, heart_rate, seq FROM src), ${
+    lastWrite("device_id", "device_id, ts, heart_rate")
+  }, ` +
     `g AS (SELECT device_id, ${bucket} AS bucket, AVG(heart_rate) AS hr FROM d GROUP BY device_id, bucket), ` +
     `a AS (SELECT bucket, ${listedRank} AS rk, device_id, hr FROM g), ` +
     `w AS (SELECT bucket, device_id, hr FROM (SELECT bucket, rk, device_id, hr, MIN(rk) OVER (PARTITION BY bucket) AS best FROM a) WHERE rk = best), ` +
@@ -157,7 +165,10 @@ export function buildQuerySql(
  * deviceOrder(["device_a", "device_b"], [["zz", "device_a"]]); // ["device_a", "device_b", "zz"]
  * ```
  */
-export function deviceOrder(ranked: readonly string[], lists: ReadonlyArray<readonly string[] | undefined>): string[] | undefined {
+export function deviceOrder(
+  ranked: readonly string[],
+  lists: ReadonlyArray<readonly string[] | undefined>,
+): string[] | undefined {
   const listed = new Set(ranked);
   const unlisted = new Set<string>();
   for (const list of lists) {
@@ -185,7 +196,11 @@ export interface QueryResult {
  * const { count, json } = await runQuery({ runs, memtables }, spec, ["device_a", "device_b"]);
  * ```
  */
-export async function runQuery(sources: QuerySources, spec: QuerySpec, ranked: readonly string[]): Promise<QueryResult> {
+export async function runQuery(
+  sources: QuerySources,
+  spec: QuerySpec,
+  ranked: readonly string[],
+): Promise<QueryResult> {
   const runCount = sources.runs.length;
   const memCount = sources.memtables.length;
   if (runCount + memCount === 0) return { count: 0, json: "[]" };
@@ -203,7 +218,9 @@ export async function runQuery(sources: QuerySources, spec: QuerySpec, ranked: r
   // Runs hold no duplicates and never span two days: identities can only collide when a memtable
   // is involved or two runs cover the same day.
   const dedup = memCount > 0 || sharedDay;
-  const order = spec.deviceId === undefined ? deviceOrder(ranked, [...sources.runs.map((r) => r.devices), sources.memtableDevices ?? []]) : undefined;
+  const order = spec.deviceId === undefined
+    ? deviceOrder(ranked, [...sources.runs.map((r) => r.devices), sources.memtableDevices ?? []])
+    : undefined;
   const sql = buildQuerySql(spec, ranked, runCount, memCount, dedup, order);
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
   if (df.height === 0) return { count: 0, json: "[]" };

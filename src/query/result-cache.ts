@@ -70,7 +70,7 @@ export class ResultCache {
     if (!this.lru || this.version(range.user) !== version) return;
     this.lru.set(key, { ...range, body });
     let keys = this.byUser.get(range.user);
-    if (!keys) this.byUser.set(range.user, (keys = new Set()));
+    if (!keys) this.byUser.set(range.user, keys = new Set());
     keys.add(key);
   }
 

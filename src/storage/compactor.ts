@@ -22,7 +22,7 @@ import pl from "nodejs-polars";
 import type { Logger } from "../ops/logger.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { checked, runRowsSql } from "./run-sql.ts";
-import { writeRun, type RunMeta } from "./run.ts";
+import { type RunMeta, writeRun } from "./run.ts";
 import * as path from "node:path";
 
 /**
@@ -174,7 +174,11 @@ export class Compactor {
         this.failures++;
         this.engine.metrics.compactionFailures.inc();
         const pause = Math.min(60_000, 1000 * 2 ** Math.min(this.failures, 6));
-        this.engine.log.error("compaction failed; inputs untouched, will retry", { err, day: job.day, retryInMs: pause });
+        this.engine.log.error("compaction failed; inputs untouched, will retry", {
+          err,
+          day: job.day,
+          retryInMs: pause,
+        });
         this.pausedUntil = Date.now() + pause;
         return;
       }
@@ -187,12 +191,19 @@ export class Compactor {
     const dataDir = this.engine.config.dataDir;
     const tables: Record<string, pl.LazyDataFrame> = {};
     job.inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
-    const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(" UNION ALL ");
+    const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(
+      " UNION ALL ",
+    );
     const lf = checked(pl.SQLContext(tables).execute(runRowsSql(union)));
-    const output = await writeRun(dataDir, lf, { id: this.engine.reserveRunId(), day: job.day, level: job.outputLevel }, {
-      afterSink: "compaction-after-sink",
-      afterRename: "compaction-after-rename",
-    });
+    const output = await writeRun(
+      dataDir,
+      lf,
+      { id: this.engine.reserveRunId(), day: job.day, level: job.outputLevel },
+      {
+        afterSink: "compaction-after-sink",
+        afterRename: "compaction-after-rename",
+      },
+    );
     await this.engine.replaceRuns(job.inputs, [output]);
     const seconds = (performance.now() - started) / 1000;
     const m = this.engine.metrics;

@@ -65,8 +65,7 @@ export function crc32cUpdate(previous: number, bytes: Uint8Array, start = 0, end
   const end8 = start + ((end - start) & ~7);
   for (; i < end8; i += 8) {
     const lo = crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
-    crc =
-      t[0x700 + (lo & 0xff)] ^
+    crc = t[0x700 + (lo & 0xff)] ^
       t[0x600 + ((lo >>> 8) & 0xff)] ^
       t[0x500 + ((lo >>> 16) & 0xff)] ^
       t[0x400 + (lo >>> 24)] ^

@@ -12,7 +12,7 @@ import pl from "nodejs-polars";
 import type { Memtable } from "./memtable.ts";
 import { DAY_MS } from "../reading.ts";
 import { checked, runRowsSql } from "./run-sql.ts";
-import { dayName, writeRun, type RunMeta } from "./run.ts";
+import { dayName, type RunMeta, writeRun } from "./run.ts";
 
 /**
  * The Polars SQL that turns memtable frames `m0..m{n-1}` into the rows of one day's run.
@@ -25,7 +25,10 @@ import { dayName, writeRun, type RunMeta } from "./run.ts";
 export function flushSql(frameCount: number, day: number): string {
   const lo = day * DAY_MS;
   const hi = lo + DAY_MS;
-  const union = Array.from({ length: frameCount }, (_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`).join(" UNION ALL ");
+  const union = Array.from(
+    { length: frameCount },
+    (_, i) => `SELECT user_id, device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${lo} AND ts < ${hi}`,
+  ).join(" UNION ALL ");
   return runRowsSql(
     `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ` +
       `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,

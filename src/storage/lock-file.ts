@@ -22,7 +22,10 @@ export async function takeLock(dataDir: string): Promise<void> {
   try {
     const [pidText, started] = (await fs.promises.readFile(lock, "utf8")).trim().split(" ");
     const pid = Number(pidText);
-    if (pid && pid !== process.pid && isAlive(pid) && (started === undefined || startTime(pid) === undefined || startTime(pid) === started)) {
+    if (
+      pid && pid !== process.pid && isAlive(pid) &&
+      (started === undefined || startTime(pid) === undefined || startTime(pid) === started)
+    ) {
       throw new Error(`data directory ${dataDir} is in use by process ${pid} (${lock}); stop it first`);
     }
   } catch (err) {

@@ -79,7 +79,9 @@ export function decodeManifest(bytes: Uint8Array, file: string): ManifestData {
   const m = /^pulsedb-manifest 1 ([0-9a-f]{8}) (\d+)$/.exec(header);
   if (!m) throw new ManifestCorruptError(file, "bad header");
   const body = bytes.subarray(nl + 1);
-  if (body.length !== Number(m[2])) throw new ManifestCorruptError(file, `body is ${body.length} bytes, header says ${m[2]}`);
+  if (body.length !== Number(m[2])) {
+    throw new ManifestCorruptError(file, `body is ${body.length} bytes, header says ${m[2]}`);
+  }
   if (crc32c(body) !== parseInt(m[1], 16)) throw new ManifestCorruptError(file, "checksum mismatch");
   let data: ManifestData;
   try {
@@ -120,6 +122,10 @@ export async function readManifest(dataDir: string): Promise<ManifestData> {
  * ```
  */
 export async function writeManifest(dataDir: string, data: ManifestData): Promise<void> {
-  await writeFileAtomic(path.join(dataDir, MANIFEST_FILE), encodeManifest(data), () => crashPoint("manifest-before-rename"));
+  await writeFileAtomic(
+    path.join(dataDir, MANIFEST_FILE),
+    encodeManifest(data),
+    () => crashPoint("manifest-before-rename"),
+  );
   crashPoint("manifest-after-rename");
 }

@@ -17,10 +17,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../ops/logger.ts";
-import { MANIFEST_FILE, writeManifest, type ManifestData } from "./manifest.ts";
+import { MANIFEST_FILE, type ManifestData, writeManifest } from "./manifest.ts";
 import pl from "nodejs-polars";
 import { checked } from "./run-sql.ts";
-import { fileChecksum, listRunFiles, runStats, type RunMeta } from "./run.ts";
+import { fileChecksum, listRunFiles, type RunMeta, runStats } from "./run.ts";
 import { ensureDir } from "./fsutil.ts";
 
 const RUN_NAME = /^runs\/day=(\d{4}-\d{2}-\d{2})\/L(\d+)-(\d+)\.parquet$/;
@@ -45,7 +45,9 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
     try {
       const { bytes, crc } = await fileChecksum(full);
       const expected = known.get(file);
-      if (expected !== undefined && expected !== crc) throw new Error("checksum differs from the one the old manifest recorded");
+      if (expected !== undefined && expected !== crc) {
+        throw new Error("checksum differs from the one the old manifest recorded");
+      }
       await readWholeRun(full);
       const stats = await runStats(full);
       const id = Number(m[3]);
@@ -55,7 +57,11 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
       const target = path.join(dataDir, "quarantine", file.replaceAll("/", "__"));
       await ensureDir(path.dirname(target));
       await fs.promises.rename(full, target);
-      log.error("recovery: run file unreadable, moved to quarantine; its readings are not served", { file, quarantined: target, err });
+      log.error("recovery: run file unreadable, moved to quarantine; its readings are not served", {
+        file,
+        quarantined: target,
+        err,
+      });
     }
   }
   runs.sort((a, b) => a.id - b.id);

@@ -14,7 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import pl from "nodejs-polars";
-import { crashPoint, type CrashPoint } from "./crash-point.ts";
+import { type CrashPoint, crashPoint } from "./crash-point.ts";
 import { crc32cUpdate } from "./crc32c.ts";
 import { ensureDir, fsyncDir } from "./fsutil.ts";
 import { DAY_MS } from "../reading.ts";
@@ -42,7 +42,6 @@ export interface RunMeta {
   /** The distinct device_ids in the file, sorted (lets a query group by integer device ranks). */
   devices?: string[];
 }
-
 
 /**
  * The UTC day (`YYYY-MM-DD`) of a day number (ms / DAY_MS).
@@ -82,7 +81,10 @@ export async function writeRun(
   dataDir: string,
   lf: pl.LazyDataFrame,
   ident: { id: number; day: string; level: number },
-  points: { afterSink: CrashPoint; afterRename: CrashPoint } = { afterSink: "flush-after-sink", afterRename: "flush-after-rename" },
+  points: { afterSink: CrashPoint; afterRename: CrashPoint } = {
+    afterSink: "flush-after-sink",
+    afterRename: "flush-after-rename",
+  },
 ): Promise<RunMeta> {
   const file = runFile(ident.day, ident.level, ident.id);
   const full = path.join(dataDir, file);
@@ -90,12 +92,15 @@ export async function writeRun(
   await ensureDir(dir);
   const tmp = path.join(dir, `.tmp-${path.basename(full)}`);
   try {
-    await lf.sinkParquet(tmp, {
-      compression: "zstd",
-      statistics: true,
-      rowGroupSize: ROW_GROUP_ROWS,
-      syncOnClose: "data",
-    } as Parameters<pl.LazyDataFrame["sinkParquet"]>[1]).collect();
+    await lf.sinkParquet(
+      tmp,
+      {
+        compression: "zstd",
+        statistics: true,
+        rowGroupSize: ROW_GROUP_ROWS,
+        syncOnClose: "data",
+      } as Parameters<pl.LazyDataFrame["sinkParquet"]>[1],
+    ).collect();
   } catch (err) {
     // A failed attempt (disk full, I/O error) must not leave its half-written file behind.
     await fs.promises.rm(tmp, { force: true, recursive: true }).catch(() => {});
@@ -193,12 +198,18 @@ export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
   try {
     sum = await fileChecksum(full);
   } catch (err) {
-    throw new RunCorruptError(meta.file, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new RunCorruptError(
+      meta.file,
+      `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
-  if (sum.bytes !== meta.bytes) throw new RunCorruptError(meta.file, `is ${sum.bytes} bytes, the manifest says ${meta.bytes}`);
-  if (meta.crc32c !== undefined && sum.crc !== meta.crc32c) throw new RunCorruptError(meta.file, "does not match its checksum (it was damaged on disk)");
+  if (sum.bytes !== meta.bytes) {
+    throw new RunCorruptError(meta.file, `is ${sum.bytes} bytes, the manifest says ${meta.bytes}`);
+  }
+  if (meta.crc32c !== undefined && sum.crc !== meta.crc32c) {
+    throw new RunCorruptError(meta.file, "does not match its checksum (it was damaged on disk)");
+  }
 }
-
 
 /**
  * Lists every file under `runs/` (relative paths), including temp files.

@@ -31,7 +31,11 @@ function rd(over: Json = {}): Json {
 function post(t: T, body: unknown, opts: { raw?: boolean; headers?: Record<string, string> } = {}): Promise<Response> {
   const text = opts.raw ? (body as string) : JSON.stringify(body);
   return Promise.resolve(
-    t.app.request(ROUTE, { method: "POST", body: text, headers: { "content-type": "application/json", ...opts.headers } }),
+    t.app.request(ROUTE, {
+      method: "POST",
+      body: text,
+      headers: { "content-type": "application/json", ...opts.headers },
+    }),
   );
 }
 
@@ -246,7 +250,12 @@ describe("POST readings table: timestamps", () => {
     const t = app();
     const user = uid();
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00.123Z" }));
-    const hit = await query(t, { user_id: user, start: "2024-01-15T10:00:00.123Z", end: "2024-01-15T10:00:00.124Z", bucket: "10s" });
+    const hit = await query(t, {
+      user_id: user,
+      start: "2024-01-15T10:00:00.123Z",
+      end: "2024-01-15T10:00:00.124Z",
+      bucket: "10s",
+    });
     assert.deepEqual(hit.data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
     await expectNoData(t, { user_id: user, start: "2024-01-15T10:00:00.124Z", end: "2024-01-15T10:00:01Z" });
     await expectNoData(t, { user_id: user, start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:00:00.123Z" });
@@ -257,7 +266,11 @@ describe("POST readings table: timestamps", () => {
     const user = uid();
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00.1231Z", heart_rate: 60 }));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00.1234Z", heart_rate: 90 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 90,
+      device_id: "device_a",
+    }]);
   });
 
   it("POST accepts the first instant of 1970 and the last second of 9999", async () => {
@@ -291,7 +304,12 @@ describe("POST readings table: timestamps", () => {
     it(`POST rejects a timestamp that is ${name} with 400 naming /timestamp`, async () => {
       const user = uid();
       await expectValidation(await post(app(), rd({ user_id: user, timestamp: value })), ["/timestamp"]);
-      await expectNoData(app(), { user_id: user, start: "1970-01-01T00:00:00Z", end: "2200-01-01T00:00:00Z", bucket: "1d" });
+      await expectNoData(app(), {
+        user_id: user,
+        start: "1970-01-01T00:00:00Z",
+        end: "2200-01-01T00:00:00Z",
+        bucket: "1d",
+      });
     });
   }
 
@@ -317,7 +335,11 @@ describe("POST readings table: heart_rate", () => {
       const t = app();
       const user = uid();
       await postOk(t, rd({ user_id: user, heart_rate: hr }));
-      assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: hr, device_id: "device_a" }]);
+      assert.deepEqual(await day(t, user), [{
+        timestamp: "2024-01-15T10:00:00Z",
+        heart_rate: hr,
+        device_id: "device_a",
+      }]);
     });
   }
 
@@ -338,7 +360,8 @@ describe("POST readings table: heart_rate", () => {
     it(`POST rejects heart_rate ${name} with 400 naming /heart_rate`, async () => {
       const t = app();
       const user = uid();
-      const body = `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":${json}}`;
+      const body =
+        `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":${json}}`;
       await expectValidation(await post(t, body, { raw: true }), ["/heart_rate"]);
       await expectNoData(t, { user_id: user, start: DAY_START, end: DAY_END });
     });
@@ -351,29 +374,47 @@ describe("POST readings table: heart_rate", () => {
   });
 
   it("POST names every bad field of a single reading", async () => {
-    const p = await expectValidation(await post(app(), { user_id: "", device_id: "a b", timestamp: "2024-02-30T00:00:00Z", heart_rate: "75" }), [
-      "/user_id",
-      "/device_id",
-      "/timestamp",
-      "/heart_rate",
-    ]);
+    const p = await expectValidation(
+      await post(app(), { user_id: "", device_id: "a b", timestamp: "2024-02-30T00:00:00Z", heart_rate: "75" }),
+      [
+        "/user_id",
+        "/device_id",
+        "/timestamp",
+        "/heart_rate",
+      ],
+    );
     assert.equal(p.status, 400);
   });
 
   it("POST ignores extra fields (and stores the reading)", async () => {
     const t = app();
     const user = uid();
-    await postOk(t, { ...rd({ user_id: user, heart_rate: 70 }), note: "x", extra: { nested: [1, 2] }, unit: "bpm", heart_rate_2: "no" });
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 70, device_id: "device_a" }]);
+    await postOk(t, {
+      ...rd({ user_id: user, heart_rate: 70 }),
+      note: "x",
+      extra: { nested: [1, 2] },
+      unit: "bpm",
+      heart_rate_2: "no",
+    });
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 70,
+      device_id: "device_a",
+    }]);
   });
 
   it("POST ignores an extra __proto__ field", async () => {
     const t = app();
     const user = uid();
-    const body = `{"__proto__":{"heart_rate":"x"},"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":71}`;
+    const body =
+      `{"__proto__":{"heart_rate":"x"},"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":71}`;
     const res = await post(t, body, { raw: true });
     assert.equal(res.status, 200, await res.text());
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 71, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 71,
+      device_id: "device_a",
+    }]);
   });
 });
 
@@ -411,7 +452,10 @@ describe("POST answers and batches", () => {
     const t = app();
     const user = uid();
     const base = Date.parse("2024-01-15T00:00:00Z");
-    const batch = Array.from({ length: 10_000 }, (_, i) => rd({ user_id: user, timestamp: new Date(base + i * 1000).toISOString() }));
+    const batch = Array.from(
+      { length: 10_000 },
+      (_, i) => rd({ user_id: user, timestamp: new Date(base + i * 1000).toISOString() }),
+    );
     assert.deepEqual(await postOk(t, batch), { status: "accepted", count: 10_000 });
     const a = await query(t, { user_id: user, start: DAY_START, end: DAY_END, bucket: "1h" });
     assert.equal(a.count, 3); // 10,000 s = 2 h 46 min 40 s
@@ -428,7 +472,12 @@ describe("POST answers and batches", () => {
       rd({ user_id: user, timestamp: "2024-01-15T10:04:00Z" }),
       rd({ user_id: user, timestamp: "2024-02-30T10:05:00Z", device_id: "" }),
     ];
-    const p = await expectValidation(await post(t, batch), ["/1/heart_rate", "/3/user_id", "/5/timestamp", "/5/device_id"]);
+    const p = await expectValidation(await post(t, batch), [
+      "/1/heart_rate",
+      "/3/user_id",
+      "/5/timestamp",
+      "/5/device_id",
+    ]);
     assert.equal(p.type !== "about:blank", true, "validation problems have their own type");
     await expectNoData(t, { user_id: user, start: DAY_START, end: DAY_END });
   });
@@ -438,7 +487,11 @@ describe("POST answers and batches", () => {
     // every bad reading". (src/http/validation.ts caps the list at MAX_ERRORS = 1000.)
     const t = app();
     const user = uid();
-    const batch = Array.from({ length: 1500 }, (_, i) => rd({ user_id: user, timestamp: new Date(Date.UTC(2024, 0, 15) + i * 1000).toISOString(), heart_rate: 10 }));
+    const batch = Array.from(
+      { length: 1500 },
+      (_, i) =>
+        rd({ user_id: user, timestamp: new Date(Date.UTC(2024, 0, 15) + i * 1000).toISOString(), heart_rate: 10 }),
+    );
     const p = await expectProblem(await post(t, batch), 400);
     const paths = new Set((p.errors ?? []).map((e) => e.path));
     const missing = batch.map((_, i) => `/${i}/heart_rate`).filter((path) => !paths.has(path));
@@ -478,8 +531,16 @@ describe("POST answers and batches", () => {
       rd({ user_id: user, heart_rate: 80 }),
     ];
     assert.deepEqual(await postOk(t, batch), { status: "accepted", count: 4 });
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 80, device_id: "device_a" }]);
-    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 50, device_id: "device_b" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 80,
+      device_id: "device_a",
+    }]);
+    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 50,
+      device_id: "device_b",
+    }]);
   });
 
   it("POST of a batch: a duplicate within the batch is counted once in the mean", async () => {
@@ -490,7 +551,11 @@ describe("POST answers and batches", () => {
       rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }),
       rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }),
     ]);
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
   });
 
   it("POST of a batch may mix users; each user's query sees only its own readings", async () => {
@@ -543,7 +608,10 @@ describe("POST malformed bodies", () => {
     const t = app();
     const user = uid();
     const base = Date.parse("2024-01-15T00:00:00Z");
-    const batch = Array.from({ length: 10_001 }, (_, i) => rd({ user_id: user, timestamp: new Date(base + i * 1000).toISOString() }));
+    const batch = Array.from(
+      { length: 10_001 },
+      (_, i) => rd({ user_id: user, timestamp: new Date(base + i * 1000).toISOString() }),
+    );
     await expectProblem(await post(t, batch), 413);
     await expectNoData(t, { user_id: user, start: DAY_START, end: DAY_END });
   });
@@ -554,7 +622,8 @@ describe("POST body size limit (maxBodyBytes 2048)", () => {
 
   /** A valid single-reading body padded with an ignored field to exactly `bytes` bytes. */
   function paddedBody(user: string, bytes: number): string {
-    const head = `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":75,"pad":"`;
+    const head =
+      `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":75,"pad":"`;
     const tail = `"}`;
     const body = head + "x".repeat(bytes - head.length - tail.length) + tail;
     assert.equal(Buffer.byteLength(body), bytes);
@@ -579,7 +648,10 @@ describe("POST body size limit (maxBodyBytes 2048)", () => {
   it("POST of a body over the limit with a Content-Length header answers 413", async () => {
     const t = app();
     const body = paddedBody(uid(), 5000);
-    await expectProblem(await post(t, body, { raw: true, headers: { "content-length": String(Buffer.byteLength(body)) } }), 413);
+    await expectProblem(
+      await post(t, body, { raw: true, headers: { "content-length": String(Buffer.byteLength(body)) } }),
+      413,
+    );
   });
 
   it("POST of a large body that is not even JSON answers 413 (size is checked first)", async () => {
@@ -589,7 +661,10 @@ describe("POST body size limit (maxBodyBytes 2048)", () => {
   it("POST counts bytes, not characters: 1,000 two-byte characters plus a reading exceed 2048 bytes", async () => {
     const t = app();
     const user = uid();
-    const body = `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":75,"pad":"${"é".repeat(1000)}"}`;
+    const body =
+      `{"user_id":"${user}","device_id":"device_a","timestamp":"2024-01-15T10:00:00Z","heart_rate":75,"pad":"${
+        "é".repeat(1000)
+      }"}`;
     assert.ok(body.length < 2048 && Buffer.byteLength(body) > 2048);
     await expectProblem(await post(t, body, { raw: true }), 413);
   });
@@ -623,7 +698,10 @@ describe("problem JSON, routes and methods", () => {
 
   for (const method of ["PUT", "DELETE", "PATCH"]) {
     it(`${method} /metrics/heart-rate answers 405 problem JSON with an Allow header listing GET and POST`, async () => {
-      const res = await app().app.request(ROUTE, { method, body: method === "DELETE" ? undefined : JSON.stringify(rd()) });
+      const res = await app().app.request(ROUTE, {
+        method,
+        body: method === "DELETE" ? undefined : JSON.stringify(rd()),
+      });
       await expectProblem(res, 405);
       const allow = (res.headers.get("allow") ?? "").split(",").map((s) => s.trim().toUpperCase());
       assert.ok(allow.includes("GET") && allow.includes("POST"), `Allow: ${res.headers.get("allow")}`);
@@ -654,7 +732,11 @@ describe("GET query semantics", () => {
     await postOk(t, rd({ user_id: user, device_id: "device_b", heart_rate: 80 }));
     await postOk(t, rd({ user_id: user, device_id: "device_a", heart_rate: 75 }));
     const a = await query(t, { user_id: user, start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:30:00Z" });
-    assert.deepEqual(a, { user_id: user, data: [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }], count: 1 });
+    assert.deepEqual(a, {
+      user_id: user,
+      data: [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }],
+      count: 1,
+    });
   });
 
   it("priority is per bucket: a bucket where only device_b reported is answered by device_b", async () => {
@@ -682,7 +764,11 @@ describe("GET query semantics", () => {
       rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:20Z", heart_rate: 71 }),
       rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 200 }),
     ]);
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 70.67, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 70.67,
+      device_id: "device_a",
+    }]);
   });
 
   it("a device not in the priority table ranks below configured devices (even when it sorts first)", async () => {
@@ -713,7 +799,11 @@ describe("GET query semantics", () => {
     const t = app();
     const user = uid();
     await postOk(t, rd({ user_id: user, device_id: "polar-h10", heart_rate: 66.5 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 66.5, device_id: "polar-h10" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 66.5,
+      device_id: "polar-h10",
+    }]);
   });
 
   it("device_id filters to that device only, one entry per bucket", async () => {
@@ -730,7 +820,11 @@ describe("GET query semantics", () => {
       { timestamp: "2024-01-15T10:00:00Z", heart_rate: 85, device_id: "device_b" },
       { timestamp: "2024-01-15T10:02:00Z", heart_rate: 70, device_id: "device_b" },
     ]);
-    assert.deepEqual(await day(t, user, { device_id: "zeta" }), [{ timestamp: "2024-01-15T10:03:00Z", heart_rate: 99, device_id: "zeta" }]);
+    assert.deepEqual(await day(t, user, { device_id: "zeta" }), [{
+      timestamp: "2024-01-15T10:03:00Z",
+      heart_rate: 99,
+      device_id: "zeta",
+    }]);
     await expectNoData(t, { user_id: user, start: DAY_START, end: DAY_END, device_id: "device_c" });
   });
 
@@ -751,7 +845,12 @@ describe("GET query semantics", () => {
       rd({ user_id: user, timestamp: "2024-01-15T10:04:59.999Z", heart_rate: 70 }),
       rd({ user_id: user, timestamp: "2024-01-15T10:05:00Z", heart_rate: 200 }),
     ]);
-    const a = await query(t, { user_id: user, start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:05:00Z", bucket: "5m" });
+    const a = await query(t, {
+      user_id: user,
+      start: "2024-01-15T10:00:00Z",
+      end: "2024-01-15T10:05:00Z",
+      bucket: "5m",
+    });
     assert.deepEqual(a.data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 65, device_id: "device_a" }]);
     // A range starting at the later reading sees only it.
     const b = await query(t, { user_id: user, start: "2024-01-15T10:05:00Z", end: "2024-01-15T10:05:00.001Z" });
@@ -797,7 +896,11 @@ describe("GET query semantics", () => {
         t,
         values.map((v, i) => rd({ user_id: user, timestamp: `2024-01-15T10:00:0${i}Z`, heart_rate: v })),
       );
-      assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: mean, device_id: "device_a" }]);
+      assert.deepEqual(await day(t, user), [{
+        timestamp: "2024-01-15T10:00:00Z",
+        heart_rate: mean,
+        device_id: "device_a",
+      }]);
     });
   }
 
@@ -833,12 +936,22 @@ describe("GET query semantics", () => {
       rd({ user_id: user, timestamp: "2024-01-15T05:00:00Z", heart_rate: 60 }),
       rd({ user_id: user, timestamp: "2024-01-15T07:00:00Z", heart_rate: 70 }),
     ]);
-    const six = await query(t, { user_id: user, start: "2024-01-15T03:00:00Z", end: "2024-01-15T09:00:00Z", bucket: "6h" });
+    const six = await query(t, {
+      user_id: user,
+      start: "2024-01-15T03:00:00Z",
+      end: "2024-01-15T09:00:00Z",
+      bucket: "6h",
+    });
     assert.deepEqual(six.data, [
       { timestamp: "2024-01-15T00:00:00Z", heart_rate: 60, device_id: "device_a" },
       { timestamp: "2024-01-15T06:00:00Z", heart_rate: 70, device_id: "device_a" },
     ]);
-    const d = await query(t, { user_id: user, start: "2024-01-15T03:00:00Z", end: "2024-01-16T03:00:00Z", bucket: "1d" });
+    const d = await query(t, {
+      user_id: user,
+      start: "2024-01-15T03:00:00Z",
+      end: "2024-01-16T03:00:00Z",
+      bucket: "1d",
+    });
     assert.deepEqual(d.data, [{ timestamp: "2024-01-15T00:00:00Z", heart_rate: 65, device_id: "device_a" }]);
   });
 
@@ -886,7 +999,12 @@ describe("GET query semantics", () => {
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-10T08:00:00Z", heart_rate: 50 }));
     await t.engine.flush();
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T08:00:00Z", heart_rate: 70 }));
-    const a = await query(t, { user_id: user, start: "2024-01-01T00:00:00Z", end: "2024-02-01T00:00:00Z", bucket: "1d" });
+    const a = await query(t, {
+      user_id: user,
+      start: "2024-01-01T00:00:00Z",
+      end: "2024-02-01T00:00:00Z",
+      bucket: "1d",
+    });
     assert.deepEqual(a.data, [
       { timestamp: "2024-01-10T00:00:00Z", heart_rate: 50, device_id: "device_a" },
       { timestamp: "2024-01-15T00:00:00Z", heart_rate: 70, device_id: "device_a" },
@@ -921,7 +1039,11 @@ describe("GET query semantics", () => {
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
   });
 
   it("the same identity written with an equivalent timestamp spelling (+02:00 vs Z) is one reading", async () => {
@@ -930,7 +1052,11 @@ describe("GET query semantics", () => {
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T12:00:00.000+02:00", heart_rate: 90 }));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 85, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 85,
+      device_id: "device_a",
+    }]);
   });
 
   it("a re-sent identity with a different heart_rate: the last write wins", async () => {
@@ -938,9 +1064,17 @@ describe("GET query semantics", () => {
     const user = uid();
     await postOk(t, rd({ user_id: user, heart_rate: 70 }));
     await postOk(t, rd({ user_id: user, heart_rate: 90 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 90,
+      device_id: "device_a",
+    }]);
     await postOk(t, rd({ user_id: user, heart_rate: 65 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 65, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 65,
+      device_id: "device_a",
+    }]);
   });
 
   it("the same timestamp from two devices is two readings (identity includes device_id)", async () => {
@@ -948,8 +1082,16 @@ describe("GET query semantics", () => {
     const user = uid();
     await postOk(t, rd({ user_id: user, device_id: "device_a", heart_rate: 70 }));
     await postOk(t, rd({ user_id: user, device_id: "device_b", heart_rate: 90 }));
-    assert.deepEqual(await day(t, user, { device_id: "device_a" }), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 70, device_id: "device_a" }]);
-    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "device_b" }]);
+    assert.deepEqual(await day(t, user, { device_id: "device_a" }), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 70,
+      device_id: "device_a",
+    }]);
+    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 90,
+      device_id: "device_b",
+    }]);
   });
 
   it("the same device and timestamp for two users is two readings (identity includes user_id)", async () => {
@@ -1009,12 +1151,21 @@ describe("GET query validation", () => {
     ["device_id with unicode", { ...base, device_id: "gerät" }, ["device_id"]],
     [
       "100,001 buckets of 10s",
-      { user_id: U, start: "2024-01-15T00:00:00Z", end: new Date(Date.UTC(2024, 0, 15) + 100_001 * 10_000).toISOString(), bucket: "10s" },
+      {
+        user_id: U,
+        start: "2024-01-15T00:00:00Z",
+        end: new Date(Date.UTC(2024, 0, 15) + 100_001 * 10_000).toISOString(),
+        bucket: "10s",
+      },
       ["bucket"],
     ],
     [
       "100,001 buckets of 1m (default)",
-      { user_id: U, start: "2024-01-15T00:00:00Z", end: new Date(Date.UTC(2024, 0, 15) + 100_001 * 60_000).toISOString() },
+      {
+        user_id: U,
+        start: "2024-01-15T00:00:00Z",
+        end: new Date(Date.UTC(2024, 0, 15) + 100_001 * 60_000).toISOString(),
+      },
       ["bucket"],
     ],
   ];
@@ -1059,7 +1210,11 @@ describe("last write wins across memtable and runs", () => {
     await postOk(t, rd({ user_id: user, heart_rate: 60 }));
     await t.engine.flush();
     await postOk(t, rd({ user_id: user, heart_rate: 90 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 90,
+      device_id: "device_a",
+    }]);
   });
 
   it("write v1, flush, write v2, flush (two runs of one day): v2; then v3 unflushed: v3; flushed again: v3", async () => {
@@ -1069,11 +1224,23 @@ describe("last write wins across memtable and runs", () => {
     await t.engine.flush();
     await postOk(t, rd({ user_id: user, heart_rate: 90 }));
     await t.engine.flush();
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 90,
+      device_id: "device_a",
+    }]);
     await postOk(t, rd({ user_id: user, heart_rate: 120 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 120, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 120,
+      device_id: "device_a",
+    }]);
     await t.engine.flush();
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 120, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 120,
+      device_id: "device_a",
+    }]);
   });
 
   it("a duplicate living in a run and in the memtable is counted once in the mean", async () => {
@@ -1085,21 +1252,40 @@ describe("last write wins across memtable and runs", () => {
     ]);
     await t.engine.flush();
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
     await t.engine.flush();
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
   });
 
   it("last write wins with device_id filtering and with priority, across runs", async () => {
     const t = app();
     const user = uid();
-    await postOk(t, [rd({ user_id: user, device_id: "device_a", heart_rate: 60 }), rd({ user_id: user, device_id: "device_b", heart_rate: 61 })]);
+    await postOk(t, [
+      rd({ user_id: user, device_id: "device_a", heart_rate: 60 }),
+      rd({ user_id: user, device_id: "device_b", heart_rate: 61 }),
+    ]);
     await t.engine.flush();
     await postOk(t, [rd({ user_id: user, device_id: "device_b", heart_rate: 100 })]);
     await t.engine.flush();
     await postOk(t, [rd({ user_id: user, device_id: "device_a", heart_rate: 110 })]);
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 110, device_id: "device_a" }]);
-    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 100, device_id: "device_b" }]);
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 110,
+      device_id: "device_a",
+    }]);
+    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 100,
+      device_id: "device_b",
+    }]);
   });
 
   it("a rejected batch after a flush leaves the flushed value in place", async () => {
@@ -1107,8 +1293,15 @@ describe("last write wins across memtable and runs", () => {
     const user = uid();
     await postOk(t, rd({ user_id: user, heart_rate: 60 }));
     await t.engine.flush();
-    await expectValidation(await post(t, [rd({ user_id: user, heart_rate: 99 }), rd({ user_id: user, heart_rate: 221 })]), ["/1/heart_rate"]);
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 60, device_id: "device_a" }]);
+    await expectValidation(
+      await post(t, [rd({ user_id: user, heart_rate: 99 }), rd({ user_id: user, heart_rate: 221 })]),
+      ["/1/heart_rate"],
+    );
+    assert.deepEqual(await day(t, user), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 60,
+      device_id: "device_a",
+    }]);
   });
 });
 
@@ -1150,7 +1343,11 @@ describe("read-your-writes through the result cache", () => {
     await postOk(t, rd({ user_id: user, heart_rate: 60 }));
     await query(t, range(user));
     await postOk(t, rd({ user_id: user, heart_rate: 61 }));
-    assert.deepEqual((await query(t, range(user))).data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 61, device_id: "device_a" }]);
+    assert.deepEqual((await query(t, range(user))).data, [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 61,
+      device_id: "device_a",
+    }]);
   });
 
   it("a cached 404 becomes 200 after a POST inside the range", async () => {
@@ -1159,7 +1356,11 @@ describe("read-your-writes through the result cache", () => {
     await expectNoData(t, range(user));
     await expectNoData(t, range(user));
     await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:59:59.999Z" }));
-    assert.deepEqual((await query(t, range(user))).data, [{ timestamp: "2024-01-15T10:59:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual((await query(t, range(user))).data, [{
+      timestamp: "2024-01-15T10:59:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
   });
 
   it("a reading at the first instant of a cached range is reflected", async () => {
@@ -1178,7 +1379,11 @@ describe("read-your-writes through the result cache", () => {
     const p = { ...range(user), device_id: "device_b" };
     await query(t, p);
     await postOk(t, rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual((await query(t, p)).data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 70, device_id: "device_b" }]);
+    assert.deepEqual((await query(t, p)).data, [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 70,
+      device_id: "device_b",
+    }]);
   });
 
   it("a cached answer reflects a higher-priority device arriving later", async () => {
@@ -1187,7 +1392,11 @@ describe("read-your-writes through the result cache", () => {
     await postOk(t, rd({ user_id: user, device_id: "device_b", heart_rate: 80 }));
     assert.equal((await query(t, range(user))).data[0].device_id, "device_b");
     await postOk(t, rd({ user_id: user, device_id: "device_a", heart_rate: 75 }));
-    assert.deepEqual((await query(t, range(user))).data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual((await query(t, range(user))).data, [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
   });
 
   it("a batch spanning the cached range (one reading inside) is reflected", async () => {
@@ -1230,12 +1439,19 @@ describe("read-your-writes through the result cache", () => {
   it("a flush between two GETs does not change the answer", async () => {
     const t = app();
     const user = uid();
-    await postOk(t, [rd({ user_id: user, heart_rate: 60 }), rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:01:00Z", heart_rate: 70 })]);
+    await postOk(t, [
+      rd({ user_id: user, heart_rate: 60 }),
+      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:01:00Z", heart_rate: 70 }),
+    ]);
     const a1 = await query(t, range(user));
     await t.engine.flush();
     assert.deepEqual(await query(t, range(user)), a1);
     await postOk(t, rd({ user_id: user, heart_rate: 62 }));
-    assert.deepEqual((await query(t, range(user))).data[0], { timestamp: "2024-01-15T10:00:00Z", heart_rate: 62, device_id: "device_a" });
+    assert.deepEqual((await query(t, range(user))).data[0], {
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 62,
+      device_id: "device_a",
+    });
   });
 
   it("a rejected POST does not invalidate or change a cached answer", async () => {
@@ -1243,7 +1459,10 @@ describe("read-your-writes through the result cache", () => {
     const user = uid();
     await postOk(t, rd({ user_id: user, heart_rate: 60 }));
     const a1 = await query(t, range(user));
-    await expectValidation(await post(t, [rd({ user_id: user, heart_rate: 99 }), rd({ user_id: user, heart_rate: "x" })]), ["/1/heart_rate"]);
+    await expectValidation(
+      await post(t, [rd({ user_id: user, heart_rate: 99 }), rd({ user_id: user, heart_rate: "x" })]),
+      ["/1/heart_rate"],
+    );
     assert.deepEqual(await query(t, range(user)), a1);
   });
 });
@@ -1284,15 +1503,17 @@ describe("operations endpoints", () => {
 
   it("GET /metrics exports rejections, cache hits/misses, memtable rows and query latency", async () => {
     const text = await (await app().app.request("/metrics")).text();
-    for (const name of [
-      "pulsedb_readings_rejected_total",
-      "pulsedb_cache_hits_total",
-      "pulsedb_cache_misses_total",
-      "pulsedb_memtable_rows",
-      "pulsedb_query_duration_seconds",
-      "pulsedb_wal_sync_duration_seconds",
-      "pulsedb_flushes_total",
-    ]) {
+    for (
+      const name of [
+        "pulsedb_readings_rejected_total",
+        "pulsedb_cache_hits_total",
+        "pulsedb_cache_misses_total",
+        "pulsedb_memtable_rows",
+        "pulsedb_query_duration_seconds",
+        "pulsedb_wal_sync_duration_seconds",
+        "pulsedb_flushes_total",
+      ]
+    ) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), `${name} exported`);
     }
   });

@@ -34,9 +34,16 @@ describe("Arrow ingest", () => {
   });
   after(() => t.close());
 
-  const post = (body: Uint8Array) => t.app.request("/metrics/heart-rate", { method: "POST", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers: { "content-type": TYPE } });
+  const post = (body: Uint8Array) =>
+    t.app.request("/metrics/heart-rate", {
+      method: "POST",
+      body: new Blob([body as Uint8Array<ArrayBuffer>]),
+      headers: { "content-type": TYPE },
+    });
   const query = async (user: string, extra = "") => {
-    const res = await t.app.request(`/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z${extra}`);
+    const res = await t.app.request(
+      `/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z${extra}`,
+    );
     return res.status === 200 ? (await res.json()).data : res.status;
   };
 
@@ -63,7 +70,11 @@ describe("Arrow ingest", () => {
       heart_rate: arrow.vectorFromArray([60, 61], new arrow.Int32()),
     }));
     assert.equal(res.status, 200);
-    assert.deepEqual(await query("arrow_2"), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 60.5, device_id: "device_a" }]);
+    assert.deepEqual(await query("arrow_2"), [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 60.5,
+      device_id: "device_a",
+    }]);
   });
 
   it("keeps the later row of one stream for the same identity", async () => {
@@ -91,7 +102,9 @@ describe("Arrow ingest", () => {
   });
 
   it("rejects a stream without a required column, or with a column of the wrong type", async () => {
-    const missing = await post(ipc({ user_id: dict(["u"]), device_id: dict(["d"]), timestamp: arrow.makeVector(new Float64Array([H10])) }));
+    const missing = await post(
+      ipc({ user_id: dict(["u"]), device_id: dict(["d"]), timestamp: arrow.makeVector(new Float64Array([H10])) }),
+    );
     assert.equal(missing.status, 400);
     assert.deepEqual((await missing.json()).errors, [{ path: "/heart_rate", message: "column heart_rate is missing" }]);
     const wrong = await post(ipc({
@@ -124,10 +137,16 @@ describe("Arrow ingest of a batch too large for one WAL record", () => {
         timestamp: arrow.makeVector(Float64Array.from({ length: n }, (_, i) => H10 + i)),
         heart_rate: arrow.makeVector(new Float64Array(n).fill(70)),
       });
-      const res = await t.app.request("/metrics/heart-rate", { method: "POST", body: new Blob([body as Uint8Array<ArrayBuffer>]), headers: { "content-type": TYPE } });
+      const res = await t.app.request("/metrics/heart-rate", {
+        method: "POST",
+        body: new Blob([body as Uint8Array<ArrayBuffer>]),
+        headers: { "content-type": TYPE },
+      });
       assert.equal(res.status, 413);
       assert.equal(res.headers.get("content-type"), "application/problem+json");
-      const q = await t.app.request(`/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`);
+      const q = await t.app.request(
+        `/metrics/heart-rate?user_id=${user}&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`,
+      );
       assert.equal(q.status, 404);
     } finally {
       await t.close();

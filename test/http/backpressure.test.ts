@@ -15,7 +15,12 @@ describe("Back-pressure", () => {
       const post = (i: number) =>
         t.app.request("/metrics/heart-rate", {
           method: "POST",
-          body: JSON.stringify({ user_id: "bp", device_id: "device_a", timestamp: new Date(DAY0 + i * 1000).toISOString(), heart_rate: 60 + (i % 100) }),
+          body: JSON.stringify({
+            user_id: "bp",
+            device_id: "device_a",
+            timestamp: new Date(DAY0 + i * 1000).toISOString(),
+            heart_rate: 60 + (i % 100),
+          }),
           headers: { "content-type": "application/json" },
         });
       let acked = 0;
@@ -34,7 +39,9 @@ describe("Back-pressure", () => {
       // the budget. Bounded wait for that background flush.
       await waitFor(async () => (await post(acked)).status === 200);
       // Everything acknowledged is there, once: acked readings at 1 s apart, plus the resumed one.
-      const res = await t.app.request(`/metrics/heart-rate?user_id=bp&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z&bucket=1d`);
+      const res = await t.app.request(
+        `/metrics/heart-rate?user_id=bp&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z&bucket=1d`,
+      );
       const body = await res.json();
       const expectedMean = Array.from({ length: acked }, (_, i) => 60 + (i % 100)).reduce((s, v) => s + v, 0) / acked;
       // the resumed write re-used timestamp `acked` (a new identity), so the day holds acked + 1 readings

@@ -31,7 +31,23 @@ const nasty = fc.oneof(
   fc.string(),
   fc.string({ unit: "grapheme", maxLength: 50 }),
   fc.string({ unit: "binary", maxLength: 50 }),
-  fc.constantFrom("", " ", "\u0000", "\ud800", "😀", "a".repeat(129), "a".repeat(100_000), "2024-01-15T10:00:00Z", "2024-02-30T10:00:00Z", "1e400", "NaN", "__proto__", "constructor", "null", "device_a"),
+  fc.constantFrom(
+    "",
+    " ",
+    "\u0000",
+    "\ud800",
+    "😀",
+    "a".repeat(129),
+    "a".repeat(100_000),
+    "2024-01-15T10:00:00Z",
+    "2024-02-30T10:00:00Z",
+    "1e400",
+    "NaN",
+    "__proto__",
+    "constructor",
+    "null",
+    "device_a",
+  ),
 );
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   v: fc.oneof(
@@ -41,14 +57,20 @@ const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     fc.integer(),
     fc.constantFrom(30, 220, 29.999, 220.0001, -0, 1e308, Number.MAX_SAFE_INTEGER, true, false, null),
     fc.array(tie("v"), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(nasty, fc.constantFrom("user_id", "device_id", "timestamp", "heart_rate")), tie("v"), { maxKeys: 5 }),
+    fc.dictionary(fc.oneof(nasty, fc.constantFrom("user_id", "device_id", "timestamp", "heart_rate")), tie("v"), {
+      maxKeys: 5,
+    }),
   ),
 })).v;
 /** Readings that are nearly valid: one field at a time goes wrong. */
 const nearReading = fc.record({
   user_id: fc.oneof(fc.constantFrom("u1", "user_123"), nasty, value),
   device_id: fc.oneof(fc.constantFrom("device_a", "device_b", "x"), nasty, value),
-  timestamp: fc.oneof(fc.date({ min: new Date(0), max: new Date(253402300799999), noInvalidDate: true }).map((d) => d.toISOString()), nasty, value),
+  timestamp: fc.oneof(
+    fc.date({ min: new Date(0), max: new Date(253402300799999), noInvalidDate: true }).map((d) => d.toISOString()),
+    nasty,
+    value,
+  ),
   heart_rate: fc.oneof(fc.double({ min: 25, max: 225 }), value),
 }, { requiredKeys: [] });
 
@@ -68,7 +90,9 @@ describe("Hostile input", () => {
         } catch {
           return; // not representable as JSON (e.g. BigInt): nothing to send
         }
-        await check(await t.app.request(ROUTE, { method: "POST", body: text, headers: { "content-type": "application/json" } }));
+        await check(
+          await t.app.request(ROUTE, { method: "POST", body: text, headers: { "content-type": "application/json" } }),
+        );
       }),
       { numRuns: RUNS },
     );
@@ -76,10 +100,29 @@ describe("Hostile input", () => {
 
   it("POST bodies of random bytes, deep nesting and odd content types never get a 5xx", async () => {
     const weird = fc.oneof(
-      fc.uint8Array({ maxLength: 2000 }).map((b) => ({ body: new Blob([b]) as Blob | string, type: "application/json" })),
-      fc.integer({ min: 1, max: 100_000 }).map((n) => ({ body: "[".repeat(n) + "]".repeat(n), type: "application/json" })),
-      fc.integer({ min: 1, max: 10_000 }).map((n) => ({ body: '{"a":'.repeat(n) + "1" + "}".repeat(n), type: "application/json" })),
-      fc.tuple(nasty, fc.constantFrom("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/vnd.apache.arrow.stream", "", "application/json; charset=latin1")).map(([body, type]) => ({ body: body as Blob | string, type })),
+      fc.uint8Array({ maxLength: 2000 }).map((b) => ({
+        body: new Blob([b]) as Blob | string,
+        type: "application/json",
+      })),
+      fc.integer({ min: 1, max: 100_000 }).map((n) => ({
+        body: "[".repeat(n) + "]".repeat(n),
+        type: "application/json",
+      })),
+      fc.integer({ min: 1, max: 10_000 }).map((n) => ({
+        body: '{"a":'.repeat(n) + "1" + "}".repeat(n),
+        type: "application/json",
+      })),
+      fc.tuple(
+        nasty,
+        fc.constantFrom(
+          "text/plain",
+          "application/x-www-form-urlencoded",
+          "multipart/form-data",
+          "application/vnd.apache.arrow.stream",
+          "",
+          "application/json; charset=latin1",
+        ),
+      ).map(([body, type]) => ({ body: body as Blob | string, type })),
     );
     await fc.assert(
       fc.asyncProperty(weird, async ({ body, type }) => {
@@ -91,10 +134,16 @@ describe("Hostile input", () => {
   });
 
   it("GET query strings of random parameters never get a 5xx", async () => {
-    const param = fc.oneof(nasty, fc.date({ min: new Date(-1e13), max: new Date(3e14), noInvalidDate: true }).map((d) => d.toISOString()), fc.constantFrom("10s", "1m", "1d", "2m", "u1"));
+    const param = fc.oneof(
+      nasty,
+      fc.date({ min: new Date(-1e13), max: new Date(3e14), noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.constantFrom("10s", "1m", "1d", "2m", "u1"),
+    );
     await fc.assert(
       fc.asyncProperty(
-        fc.dictionary(fc.constantFrom("user_id", "device_id", "start", "end", "bucket", "x", "user_id[]"), param, { maxKeys: 6 }),
+        fc.dictionary(fc.constantFrom("user_id", "device_id", "start", "end", "bucket", "x", "user_id[]"), param, {
+          maxKeys: 6,
+        }),
         async (params) => {
           const qs = new URLSearchParams(params as Record<string, string>).toString();
           await check(await t.app.request(`${ROUTE}?${qs}`));
@@ -107,13 +156,22 @@ describe("Hostile input", () => {
   it("keeps serving correct answers after the barrage", async () => {
     const ok = await t.app.request(ROUTE, {
       method: "POST",
-      body: JSON.stringify({ user_id: "after_fuzz", device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 75 }),
+      body: JSON.stringify({
+        user_id: "after_fuzz",
+        device_id: "device_a",
+        timestamp: "2024-01-15T10:00:00Z",
+        heart_rate: 75,
+      }),
       headers: { "content-type": "application/json" },
     });
     assert.equal(ok.status, 200);
     const res = await t.app.request(`${ROUTE}?user_id=after_fuzz&start=2024-01-15T10:00:00Z&end=2024-01-15T11:00:00Z`);
     assert.equal(res.status, 200);
-    assert.deepEqual((await res.json()).data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
+    assert.deepEqual((await res.json()).data, [{
+      timestamp: "2024-01-15T10:00:00Z",
+      heart_rate: 75,
+      device_id: "device_a",
+    }]);
     assert.equal((await t.app.request("/health")).status, 200);
   });
 });

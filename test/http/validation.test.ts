@@ -3,11 +3,10 @@ import assert from "node:assert/strict";
 import {
   fastReading,
   MAX_BUCKETS,
-  MAX_ERRORS,
   parseQueryParams,
   parseReadingsBody,
-  readingSchema,
   type ParseResult,
+  readingSchema,
 } from "../../src/http/validation.ts";
 import { problem, problemResponse, VALIDATION_PROBLEM_TYPE } from "../../src/http/problem.ts";
 import { MAX_BATCH, MAX_TS, type Reading } from "../../src/reading.ts";
@@ -45,11 +44,21 @@ const ROWS: Row[] = [
       [`${f} of only punctuation and digits`, reading({ [f]: "_.:@-09" }), { [key]: "_.:@-09" }],
       [`${f} of mixed case`, reading({ [f]: "AbcXYZ" }), { [key]: "AbcXYZ" }],
       ...[" ", "/", "ü", "😀", "\n", "+", "#", "%", "\u0000"].map(
-        (c): Row => [`${f} with ${JSON.stringify(c)}`, reading({ [f]: `a${c}b` }), [{ path: `/${f}`, message: ID_MSG(f) }]],
+        (
+          c,
+        ): Row => [`${f} with ${JSON.stringify(c)}`, reading({ [f]: `a${c}b` }), [{
+          path: `/${f}`,
+          message: ID_MSG(f),
+        }]],
       ),
       [`${f} with a trailing newline`, reading({ [f]: "ab\n" }), [{ path: `/${f}`, message: ID_MSG(f) }]],
       ...[42, null, true, ["a"], { id: "a" }].map(
-        (v): Row => [`${f} as ${JSON.stringify(v)}`, reading({ [f]: v }), [{ path: `/${f}`, message: `${f} must be a string` }]],
+        (
+          v,
+        ): Row => [`${f} as ${JSON.stringify(v)}`, reading({ [f]: v }), [{
+          path: `/${f}`,
+          message: `${f} must be a string`,
+        }]],
       ),
       [`${f} missing`, reading({ [f]: MISSING }), [{ path: `/${f}`, message: `${f} is required` }]],
     ];
@@ -85,17 +94,34 @@ const ROWS: Row[] = [
     "",
     "1705312800000",
     "yesterday",
-  ].map((ts): Row => [`timestamp ${JSON.stringify(ts)}`, reading({ timestamp: ts }), [{ path: "/timestamp", message: TS_MSG }]]),
+  ].map((
+    ts,
+  ): Row => [`timestamp ${JSON.stringify(ts)}`, reading({ timestamp: ts }), [{ path: "/timestamp", message: TS_MSG }]]),
   ...[1705312800000, 1705312800, null, true, ["2024-01-15T10:00:00Z"]].map(
-    (v): Row => [`timestamp as ${JSON.stringify(v)}`, reading({ timestamp: v }), [{ path: "/timestamp", message: TS_MSG }]],
+    (
+      v,
+    ): Row => [`timestamp as ${JSON.stringify(v)}`, reading({ timestamp: v }), [{
+      path: "/timestamp",
+      message: TS_MSG,
+    }]],
   ),
   ["timestamp missing", reading({ timestamp: MISSING }), [{ path: "/timestamp", message: "timestamp is required" }]],
   // heart_rate
-  ...[30, 220, 72.5, 30.000001, 219.999, 100].map((v): Row => [`heart_rate ${v}`, reading({ heart_rate: v }), { heartRate: v }]),
+  ...[30, 220, 72.5, 30.000001, 219.999, 100].map((
+    v,
+  ): Row => [`heart_rate ${v}`, reading({ heart_rate: v }), { heartRate: v }]),
   ...[29.99, 220.01, 0, -72, 1000, 29, 221, "75", "", true, false, null, NaN, Infinity, -Infinity, [75], { v: 75 }].map(
-    (v): Row => [`heart_rate ${typeof v === "number" ? v : JSON.stringify(v)}`, reading({ heart_rate: v }), [{ path: "/heart_rate", message: HR_MSG }]],
+    (
+      v,
+    ): Row => [`heart_rate ${typeof v === "number" ? v : JSON.stringify(v)}`, reading({ heart_rate: v }), [{
+      path: "/heart_rate",
+      message: HR_MSG,
+    }]],
   ),
-  ["heart_rate missing", reading({ heart_rate: MISSING }), [{ path: "/heart_rate", message: "heart_rate is required" }]],
+  ["heart_rate missing", reading({ heart_rate: MISSING }), [{
+    path: "/heart_rate",
+    message: "heart_rate is required",
+  }]],
   // whole reading
   ["extra fields", reading({ note: "x", ts: 5, userId: "other" }), {}],
   [
@@ -209,7 +235,10 @@ describe("parseReadingsBody on bodies and batches", () => {
   });
 
   it("parseReadingsBody accepts 10,000 readings in input order, duplicates kept", () => {
-    const body = Array.from({ length: MAX_BATCH }, (_, i) => reading({ heart_rate: 30 + (i % 191), user_id: `u${i % 7}` }));
+    const body = Array.from(
+      { length: MAX_BATCH },
+      (_, i) => reading({ heart_rate: 30 + (i % 191), user_id: `u${i % 7}` }),
+    );
     body[MAX_BATCH - 1] = { ...body[0], heart_rate: 99 }; // same identity as element 0, later
     const r = parseReadingsBody(body);
     assertOk(r);
@@ -351,8 +380,15 @@ describe("parseQueryParams", () => {
   });
 
   const buckets: [string, number][] = [
-    ["10s", 10_000], ["30s", 30_000], ["1m", 60_000], ["5m", 300_000], ["15m", 900_000],
-    ["30m", 1_800_000], ["1h", 3_600_000], ["6h", 21_600_000], ["1d", 86_400_000],
+    ["10s", 10_000],
+    ["30s", 30_000],
+    ["1m", 60_000],
+    ["5m", 300_000],
+    ["15m", 900_000],
+    ["30m", 1_800_000],
+    ["1h", 3_600_000],
+    ["6h", 21_600_000],
+    ["1d", 86_400_000],
   ];
   for (const [bucket, ms] of buckets) {
     it(`parseQueryParams accepts bucket ${bucket}`, () => {
@@ -388,7 +424,10 @@ describe("parseQueryParams", () => {
     ["start equal to end", { ...BASE, end: BASE.start }, ["end"]],
     ["start after end", { ...BASE, start: BASE.end, end: BASE.start }, ["end"]],
     ["start after end by offset", { ...BASE, end: "2024-01-15T11:00:00+02:00" }, ["end"]],
-    ["start after end and a bad user_id", { ...BASE, user_id: "", start: BASE.end, end: BASE.start }, ["user_id", "end"]],
+    ["start after end and a bad user_id", { ...BASE, user_id: "", start: BASE.end, end: BASE.start }, [
+      "user_id",
+      "end",
+    ]],
   ];
   for (const [name, params, paths] of bad) {
     it(`parseQueryParams rejects ${name}`, () => {
@@ -400,7 +439,10 @@ describe("parseQueryParams", () => {
   }
 
   it("parseQueryParams says which parameter is required", () => {
-    assert.deepEqual(fails({ ...BASE, user_id: undefined }).errors, [{ path: "user_id", message: "user_id is required" }]);
+    assert.deepEqual(fails({ ...BASE, user_id: undefined }).errors, [{
+      path: "user_id",
+      message: "user_id is required",
+    }]);
   });
 
   const MIN = 60_000;

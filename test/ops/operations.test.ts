@@ -20,14 +20,25 @@ import { removeDir, tempDir, testApp } from "../support/harness.ts";
 const ROUTE = "/metrics/heart-rate";
 const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
 
+// deno-lint-ignore no-explicit-any -- parsed JSON documents of any shape
 type Json = Record<string, any>;
 
 function rd(over: Json = {}): Json {
   return { user_id: "ops_user", device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, ...over };
 }
 
-function post(app: { request: (url: string, init?: RequestInit) => Response | Promise<Response> }, body: unknown, raw = false): Promise<Response> {
-  return Promise.resolve(app.request(ROUTE, { method: "POST", body: raw ? (body as string) : JSON.stringify(body), headers: { "content-type": "application/json" } }));
+function post(
+  app: { request: (url: string, init?: RequestInit) => Response | Promise<Response> },
+  body: unknown,
+  raw = false,
+): Promise<Response> {
+  return Promise.resolve(
+    app.request(ROUTE, {
+      method: "POST",
+      body: raw ? (body as string) : JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    }),
+  );
 }
 
 /** The value of one sample in Prometheus text; `labels` is the exact label text inside `{}`. */
@@ -61,7 +72,9 @@ describe("readiness", () => {
       assert.equal((await app.request("/health")).status, 200);
       await expect503(await app.request("/ready"));
       await expect503(await post(app, rd()));
-      await expect503(await app.request(`${ROUTE}?user_id=ops_user&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`));
+      await expect503(
+        await app.request(`${ROUTE}?user_id=ops_user&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`),
+      );
       await expect503(await app.request("/metrics"));
 
       db = await openPulseDb(config, silentLogger, metrics);
@@ -73,7 +86,11 @@ describe("readiness", () => {
       assert.equal((await post(app, rd())).status, 200);
       const text = await (await app.request("/metrics")).text();
       assert.equal(sample(text, "pulsedb_readings_accepted_total"), 1);
-      assert.equal(sample(text, "pulsedb_readings_rejected_total", 'reason="unavailable"'), 1, "the POST answered 503 while starting is counted");
+      assert.equal(
+        sample(text, "pulsedb_readings_rejected_total", 'reason="unavailable"'),
+        1,
+        "the POST answered 503 while starting is counted",
+      );
     } finally {
       await db?.engine.close();
       removeDir(dir);
@@ -104,7 +121,10 @@ describe("GET /metrics", () => {
   before(async () => {
     t = await testApp({ maxBodyBytes: 64 * 1024 });
     // Traffic: accepted, every countable rejection reason, a query missed then hit, a flush.
-    assert.equal((await post(t.app, [rd(), rd({ timestamp: "2024-01-15T10:01:00Z" }), rd({ device_id: "device_b" })])).status, 200);
+    assert.equal(
+      (await post(t.app, [rd(), rd({ timestamp: "2024-01-15T10:01:00Z" }), rd({ device_id: "device_b" })])).status,
+      200,
+    );
     assert.equal((await post(t.app, [rd(), rd({ heart_rate: 10 })])).status, 400);
     assert.equal((await post(t.app, "{", true)).status, 400);
     assert.equal((await post(t.app, "x".repeat(70_000), true)).status, 413);
@@ -150,27 +170,74 @@ describe("GET /metrics", () => {
       ["pulsedb_cache_misses_total", "counter"],
       ["pulsedb_backpressure_rejections_total", "counter"],
     ];
-    for (const [name, type] of families) assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, "m"), `${name} (${type}) exported`);
+    for (const [name, type] of families) {
+      assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, "m"), `${name} (${type}) exported`);
+    }
     assert.doesNotMatch(text, /^process_|^nodejs_/m, "no default collectors");
   });
 
   it("counts accepted readings and rejected readings by reason", () => {
     assert.equal(sample(text, "pulsedb_readings_accepted_total"), 3);
-    assert.equal(sample(text, "pulsedb_readings_rejected_total", 'reason="invalid"'), 2, "the whole batch of 2 is refused");
+    assert.equal(
+      sample(text, "pulsedb_readings_rejected_total", 'reason="invalid"'),
+      2,
+      "the whole batch of 2 is refused",
+    );
     assert.equal(sample(text, "pulsedb_readings_rejected_total", 'reason="malformed_json"'), 1);
     assert.equal(sample(text, "pulsedb_readings_rejected_total", 'reason="too_large"'), 1);
     assert.equal(sample(text, "pulsedb_readings_rejected_total", 'reason="batch_too_large"'), 10_001);
-    for (const reason of REJECT_REASONS) assert.notEqual(sample(text, "pulsedb_readings_rejected_total", `reason="${reason}"`), undefined, `${reason} exported from the start`);
+    for (const reason of REJECT_REASONS) {
+      assert.notEqual(
+        sample(text, "pulsedb_readings_rejected_total", `reason="${reason}"`),
+        undefined,
+        `${reason} exported from the start`,
+      );
+    }
   });
 
   it("labels request durations by route pattern and status, with unknown paths folded into one series", () => {
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="POST",route="/metrics/heart-rate",status="200"'), 1);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="POST",route="/metrics/heart-rate",status="400"'), 2);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="POST",route="/metrics/heart-rate",status="413"'), 2);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="GET",route="/metrics/heart-rate",status="200"'), 2);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="GET",route="unmatched",status="404"'), 2);
+    assert.equal(
+      sample(
+        text,
+        "pulsedb_http_request_duration_seconds_count",
+        'method="POST",route="/metrics/heart-rate",status="200"',
+      ),
+      1,
+    );
+    assert.equal(
+      sample(
+        text,
+        "pulsedb_http_request_duration_seconds_count",
+        'method="POST",route="/metrics/heart-rate",status="400"',
+      ),
+      2,
+    );
+    assert.equal(
+      sample(
+        text,
+        "pulsedb_http_request_duration_seconds_count",
+        'method="POST",route="/metrics/heart-rate",status="413"',
+      ),
+      2,
+    );
+    assert.equal(
+      sample(
+        text,
+        "pulsedb_http_request_duration_seconds_count",
+        'method="GET",route="/metrics/heart-rate",status="200"',
+      ),
+      2,
+    );
+    assert.equal(
+      sample(text, "pulsedb_http_request_duration_seconds_count", 'method="GET",route="unmatched",status="404"'),
+      2,
+    );
     assert.doesNotMatch(text, /route="\/users/, "raw paths never become labels");
-    const inf = sample(text, "pulsedb_http_request_duration_seconds_bucket", 'method="GET",route="/metrics/heart-rate",status="200",le="+Inf"');
+    const inf = sample(
+      text,
+      "pulsedb_http_request_duration_seconds_bucket",
+      'method="GET",route="/metrics/heart-rate",status="200",le="+Inf"',
+    );
     assert.equal(inf, 2);
   });
 
@@ -193,7 +260,10 @@ describe("metrics internals", () => {
     const t = await testApp({ memoryBudgetBytes: 1 });
     try {
       await post(t.app, rd());
-      const res = await post(t.app, [rd({ timestamp: "2024-01-15T11:00:00Z" }), rd({ timestamp: "2024-01-15T12:00:00Z" })]);
+      const res = await post(t.app, [
+        rd({ timestamp: "2024-01-15T11:00:00Z" }),
+        rd({ timestamp: "2024-01-15T12:00:00Z" }),
+      ]);
       assert.equal(res.status, 503);
       const text = await (await t.app.request("/metrics")).text();
       assert.ok(sample(text, "pulsedb_backpressure_rejections_total")! >= 1);
@@ -224,15 +294,32 @@ describe("metrics internals", () => {
     for (const s of [0.00005, 0.0003, 0.0003, 2]) r.observe("GET", 200, s);
     r.observe("BREW", 418, 0.001);
     const text = await m.registry.metrics();
-    const l = (le: string) => sample(text, "pulsedb_http_request_duration_seconds_bucket", `method="GET",route="/health",status="200",le="${le}"`);
+    const l = (le: string) =>
+      sample(
+        text,
+        "pulsedb_http_request_duration_seconds_bucket",
+        `method="GET",route="/health",status="200",le="${le}"`,
+      );
     assert.equal(l("0.0001"), 1);
     assert.equal(l("0.00025"), 1);
     assert.equal(l("0.0005"), 3);
     assert.equal(l("1"), 3);
     assert.equal(l("+Inf"), 4);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="GET",route="/health",status="200"'), 4);
-    assert.ok(Math.abs(sample(text, "pulsedb_http_request_duration_seconds_sum", 'method="GET",route="/health",status="200"')! - 2.00065) < 1e-9);
-    assert.equal(sample(text, "pulsedb_http_request_duration_seconds_count", 'method="other",route="/health",status="418"'), 1, "unknown methods fold into other");
+    assert.equal(
+      sample(text, "pulsedb_http_request_duration_seconds_count", 'method="GET",route="/health",status="200"'),
+      4,
+    );
+    assert.ok(
+      Math.abs(
+        sample(text, "pulsedb_http_request_duration_seconds_sum", 'method="GET",route="/health",status="200"')! -
+          2.00065,
+      ) < 1e-9,
+    );
+    assert.equal(
+      sample(text, "pulsedb_http_request_duration_seconds_count", 'method="other",route="/health",status="418"'),
+      1,
+      "unknown methods fold into other",
+    );
     m.registry.resetMetrics();
     assert.doesNotMatch(await m.registry.metrics(), /route="\/health"/);
   });
@@ -258,6 +345,7 @@ describe("GET /openapi.json", () => {
   function deref(node: Json): Json {
     if (typeof node.$ref !== "string") return node;
     assert.match(node.$ref, /^#\//);
+    // deno-lint-ignore no-explicit-any -- walks a JSON document
     let cur: any = doc;
     for (const part of node.$ref.slice(2).split("/")) cur = cur?.[part];
     assert.ok(cur, `${node.$ref} resolves`);
@@ -269,7 +357,9 @@ describe("GET /openapi.json", () => {
     assert.equal(typeof doc.info.title, "string");
     assert.equal(typeof doc.info.version, "string");
     assert.ok(doc.paths[ROUTE].post && doc.paths[ROUTE].get);
-    for (const p of ["/health", "/ready", "/metrics", "/openapi.json"]) assert.ok(doc.paths[p]?.get, `GET ${p} documented`);
+    for (const p of ["/health", "/ready", "/metrics", "/openapi.json"]) {
+      assert.ok(doc.paths[p]?.get, `GET ${p} documented`);
+    }
     // Every $ref anywhere in the document resolves.
     const walk = (node: unknown): void => {
       if (Array.isArray(node)) node.forEach(walk);
@@ -301,7 +391,9 @@ describe("GET /openapi.json", () => {
     const body = op.requestBody.content["application/json"];
     const alternatives = deref(body.schema).anyOf.map((s: Json) => deref(s));
     assert.deepEqual(alternatives.map((s: Json) => s.type).sort(), ["array", "object"]);
-    for (const [name, ex] of Object.entries(body.examples as Record<string, Json>)) assert.ok(parseReadingsBody(ex.value).ok, `example ${name} is valid`);
+    for (const [name, ex] of Object.entries(body.examples as Record<string, Json>)) {
+      assert.ok(parseReadingsBody(ex.value).ok, `example ${name} is valid`);
+    }
     for (const status of ["200", "400", "413", "503"]) assert.ok(op.responses[status], `POST documents ${status}`);
     for (const status of ["400", "413", "503"]) {
       const content = op.responses[status].content["application/problem+json"];
@@ -325,7 +417,11 @@ describe("GET /openapi.json", () => {
     assert.equal(params.bucket.schema.default, "1m");
     const answer = deref(op.responses["200"].content["application/json"].schema);
     assert.deepEqual([...answer.required].sort(), ["count", "data", "user_id"]);
-    assert.deepEqual([...deref(answer.properties.data.items).required].sort(), ["device_id", "heart_rate", "timestamp"]);
+    assert.deepEqual([...deref(answer.properties.data.items).required].sort(), [
+      "device_id",
+      "heart_rate",
+      "timestamp",
+    ]);
     for (const status of ["400", "404", "503"]) assert.ok(op.responses[status], `GET documents ${status}`);
   });
 });
@@ -375,7 +471,11 @@ describe("structured logs", () => {
     try {
       for (const level of ["info", "debug"] as const) {
         const lines: string[] = [];
-        const app = createApp({ engine: t.engine, config: t.engine.config, log: createLogger(level, (l) => lines.push(l)) });
+        const app = createApp({
+          engine: t.engine,
+          config: t.engine.config,
+          log: createLogger(level, (l) => lines.push(l)),
+        });
         assert.equal((await app.request("/health")).status, 200);
         const requests = lines.map((l) => JSON.parse(l) as Json).filter((o) => o.msg === "request");
         if (level === "info") assert.equal(requests.length, 0);
@@ -439,7 +539,9 @@ function startDaemon(env: Record<string, string>): Daemon {
   proc.stdout!.resume();
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     proc.once("exit", (code, signal) => {
-      for (const w of waiters.splice(0)) w.reject(new Error(`pulsedb exited (${code ?? signal}) first; stderr:\n${err}`));
+      for (const w of waiters.splice(0)) {
+        w.reject(new Error(`pulsedb exited (${code ?? signal}) first; stderr:\n${err}`));
+      }
       resolve({ code, signal });
     });
   });
@@ -451,7 +553,9 @@ function startDaemon(env: Record<string, string>): Daemon {
     waitFor(pred) {
       const found = lines.find(pred);
       if (found) return Promise.resolve(found);
-      if (proc.exitCode !== null || proc.signalCode !== null) return Promise.reject(new Error(`pulsedb already exited; stderr:\n${err}`));
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        return Promise.reject(new Error(`pulsedb already exited; stderr:\n${err}`));
+      }
       return new Promise((resolve, reject) => waiters.push({ pred, resolve, reject }));
     },
   };
@@ -467,7 +571,11 @@ describe("the daemon (src/main.ts)", () => {
       await d.waitFor((l) => l.msg === "ready");
       assert.equal((await fetch(`${base}/ready`)).status, 200);
       assert.equal((await fetch(`${base}/health`)).status, 200);
-      const res = await fetch(`${base}${ROUTE}`, { method: "POST", body: JSON.stringify(rd()), headers: { "content-type": "application/json" } });
+      const res = await fetch(`${base}${ROUTE}`, {
+        method: "POST",
+        body: JSON.stringify(rd()),
+        headers: { "content-type": "application/json" },
+      });
       assert.equal(res.status, 200);
       await res.text();
       d.kill("SIGTERM");
@@ -480,7 +588,9 @@ describe("the daemon (src/main.ts)", () => {
       assert.equal(starting.length, 1, "configuration logged once");
       assert.equal(starting[0].config.dataDir, dir);
       assert.deepEqual(starting[0].config.devicePriority, { device_a: 1, device_b: 2 });
-      for (const m of ["listening", "recovered", "ready", "shutting down", "flush", "closed"]) assert.ok(msgs.includes(m), `logs ${m}`);
+      for (const m of ["listening", "recovered", "ready", "shutting down", "flush", "closed"]) {
+        assert.ok(msgs.includes(m), `logs ${m}`);
+      }
       assert.ok(msgs.indexOf("listening") < msgs.indexOf("recovered"), "listens before the engine has opened");
       assert.ok(msgs.indexOf("shutting down") < msgs.indexOf("flush"), "flushes at shutdown");
       assert.ok(!msgs.includes("request"), "no request lines at info level");

@@ -14,16 +14,36 @@ import { DAY0, openTestDb, q, removeDir, tempDir } from "../support/harness.ts";
 import type { Engine } from "../../src/engine.ts";
 
 const meta = (id: number, day: string, level: number): RunMeta => ({
-  id, day, level, file: `runs/day=${day}/L${level}-${id}.parquet`, rows: 1, minTs: 0, maxTs: 0, minSeq: 0, maxSeq: 0, bytes: 1,
+  id,
+  day,
+  level,
+  file: `runs/day=${day}/L${level}-${id}.parquet`,
+  rows: 1,
+  minTs: 0,
+  maxTs: 0,
+  minSeq: 0,
+  maxSeq: 0,
+  bytes: 1,
 });
 
 describe("planCompaction", () => {
   it("merges `trigger` runs of one level and day into the next level", () => {
-    const runs = [meta(1, "2024-01-15", 0), meta(2, "2024-01-15", 0), meta(3, "2024-01-16", 0), meta(4, "2024-01-15", 0)];
+    const runs = [
+      meta(1, "2024-01-15", 0),
+      meta(2, "2024-01-15", 0),
+      meta(3, "2024-01-16", 0),
+      meta(4, "2024-01-15", 0),
+    ];
     const job = planCompaction(runs, 3, 60_000, new Map([["2024-01-15", 0], ["2024-01-16", 0]]), 1000);
-    assert.deepEqual(job && { day: job.day, ids: job.inputs.map((r) => r.id), level: job.outputLevel, reason: job.reason }, {
-      day: "2024-01-15", ids: [1, 2, 4], level: 1, reason: "tiered",
-    });
+    assert.deepEqual(
+      job && { day: job.day, ids: job.inputs.map((r) => r.id), level: job.outputLevel, reason: job.reason },
+      {
+        day: "2024-01-15",
+        ids: [1, 2, 4],
+        level: 1,
+        reason: "tiered",
+      },
+    );
   });
 
   it("waits for a day to settle before merging fewer than `trigger` runs", () => {
@@ -31,7 +51,11 @@ describe("planCompaction", () => {
     const flushed = new Map([["2024-01-15", 10_000]]);
     assert.equal(planCompaction(runs, 4, 60_000, flushed, 20_000), undefined);
     const job = planCompaction(runs, 4, 60_000, flushed, 70_000);
-    assert.deepEqual(job && { ids: job.inputs.map((r) => r.id), level: job.outputLevel, reason: job.reason }, { ids: [1, 2], level: 2, reason: "settle" });
+    assert.deepEqual(job && { ids: job.inputs.map((r) => r.id), level: job.outputLevel, reason: job.reason }, {
+      ids: [1, 2],
+      level: 2,
+      reason: "settle",
+    });
   });
 
   it("leaves a day with a single run alone", () => {
@@ -55,7 +79,11 @@ function model(writes: Reading[][], user: string, start: number, end: number, bu
   return [...buckets.keys()].sort((a, b) => a - b).map((b) => {
     const devs = [...buckets.get(b)!.keys()].sort((x, y) => prio(x) - prio(y) || (x < y ? -1 : 1));
     const values = buckets.get(b)!.get(devs[0])!;
-    return { timestamp: new Date(b).toISOString().replace(".000Z", "Z"), device_id: devs[0], mean: values.reduce((s, v) => s + v, 0) / values.length };
+    return {
+      timestamp: new Date(b).toISOString().replace(".000Z", "Z"),
+      device_id: devs[0],
+      mean: values.reduce((s, v) => s + v, 0) / values.length,
+    };
   });
 }
 
@@ -80,41 +108,56 @@ async function answers(engine: Engine) {
 describe("Compaction", () => {
   it("never changes an answer: random writes with duplicates, before vs after, against a model", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.array(readingArb, { minLength: 1, maxLength: 40 }), { minLength: 2, maxLength: 10 }), async (batches) => {
-        const dir = tempDir();
-        const { engine } = await openTestDb(dir); // compaction off: driven by hand below
-        try {
-          for (const [i, batch] of batches.entries()) {
-            await engine.write(batch);
-            if (i % 2 === 1) await engine.flush();
+      fc.asyncProperty(
+        fc.array(fc.array(readingArb, { minLength: 1, maxLength: 40 }), { minLength: 2, maxLength: 10 }),
+        async (batches) => {
+          const dir = tempDir();
+          const { engine } = await openTestDb(dir); // compaction off: driven by hand below
+          try {
+            for (const [i, batch] of batches.entries()) {
+              await engine.write(batch);
+              if (i % 2 === 1) await engine.flush();
+            }
+            await engine.flush();
+            const before = await answers(engine);
+            const runsBefore = engine.stats().runs.length;
+            const c = new Compactor(engine, { trigger: 2, settleMs: 0 });
+            await c.runUntilIdle();
+            const after = await answers(engine);
+            assert.deepEqual(after, before);
+            const days = new Set(engine.stats().runs.map((r) => r.day));
+            assert.equal(engine.stats().runs.length, days.size, `one run per day after settling (had ${runsBefore})`);
+            for (const [i, userId] of ["u1", "u2"].entries()) {
+              const expected = model(batches, userId, DAY0 - 86_400_000, DAY0 + 2 * 86_400_000, 60_000);
+              const got = after[i * 2];
+              assert.deepEqual(
+                got.map((p) => [p.timestamp, p.device_id]),
+                expected.map((e) => [e.timestamp, e.device_id]),
+              );
+              got.forEach((p, k) =>
+                assert.ok(
+                  Math.abs(p.heart_rate - expected[k].mean) <= 0.005 + 1e-9,
+                  `${p.heart_rate} vs ${expected[k].mean}`,
+                )
+              );
+            }
+          } finally {
+            await engine.close();
+            removeDir(dir);
           }
-          await engine.flush();
-          const before = await answers(engine);
-          const runsBefore = engine.stats().runs.length;
-          const c = new Compactor(engine, { trigger: 2, settleMs: 0 });
-          await c.runUntilIdle();
-          const after = await answers(engine);
-          assert.deepEqual(after, before);
-          const days = new Set(engine.stats().runs.map((r) => r.day));
-          assert.equal(engine.stats().runs.length, days.size, `one run per day after settling (had ${runsBefore})`);
-          for (const [i, userId] of ["u1", "u2"].entries()) {
-            const expected = model(batches, userId, DAY0 - 86_400_000, DAY0 + 2 * 86_400_000, 60_000);
-            const got = after[i * 2];
-            assert.deepEqual(got.map((p) => [p.timestamp, p.device_id]), expected.map((e) => [e.timestamp, e.device_id]));
-            got.forEach((p, k) => assert.ok(Math.abs(p.heart_rate - expected[k].mean) <= 0.005 + 1e-9, `${p.heart_rate} vs ${expected[k].mean}`));
-          }
-        } finally {
-          await engine.close();
-          removeDir(dir);
-        }
-      }),
+        },
+      ),
       { numRuns: 12, seed: 20241115 },
     );
   });
 
   it("keeps the run count bounded while writes continue", async () => {
     const dir = tempDir();
-    const { engine, compactor } = await openTestDb(dir, { compaction: true, compactionTrigger: 3, compactionSettleMs: 3_600_000 });
+    const { engine, compactor } = await openTestDb(dir, {
+      compaction: true,
+      compactionTrigger: 3,
+      compactionSettleMs: 3_600_000,
+    });
     try {
       let maxRuns = 0;
       for (let i = 0; i < 60; i++) {
@@ -149,7 +192,9 @@ describe("Compaction", () => {
         import { Compactor } from "./src/storage/compactor.ts";
         import { testConfig } from "./src/ops/config.ts";
         import { silentLogger } from "./src/ops/logger.ts";
-        const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: ${JSON.stringify(point)} }), silentLogger);
+        const { engine } = await openPulseDb(testConfig({ dataDir: ${
+        JSON.stringify(dir)
+      }, compaction: false, crashPoint: ${JSON.stringify(point)} }), silentLogger);
         for (const batch of ${JSON.stringify(writes)}) { await engine.write(batch); await engine.flush(); }
         await new Compactor(engine, { trigger: 2, settleMs: 0 }).runUntilIdle();
         process.exit(3);
@@ -164,7 +209,10 @@ describe("Compaction", () => {
         assert.equal(onDisk.length, files.length, `orphans removed: ${onDisk}`);
         const got = await q(engine, { userId: "u1", bucketMs: 30_000 });
         const expected = model(writes, "u1", DAY0, DAY0 + 86_400_000, 30_000);
-        assert.deepEqual(got.map((p) => [p.timestamp, p.device_id, p.heart_rate]), expected.map((e) => [e.timestamp, e.device_id, Math.round(e.mean * 100) / 100]));
+        assert.deepEqual(
+          got.map((p) => [p.timestamp, p.device_id, p.heart_rate]),
+          expected.map((e) => [e.timestamp, e.device_id, Math.round(e.mean * 100) / 100]),
+        );
       } finally {
         await engine.close();
         removeDir(dir);

@@ -3,7 +3,7 @@
  * check the defined outcome. Acknowledged data is never dropped silently: start-up either keeps
  * everything, or refuses with a message naming the file and the way out, and the way out works.
  */
-import { before, after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,7 +19,9 @@ function buildCrashedDb(dir: string): void {
     import { openPulseDb } from "./src/pulsedb.ts";
     import { testConfig } from "./src/ops/config.ts";
     import { silentLogger } from "./src/ops/logger.ts";
-    const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false }), silentLogger);
+    const { engine } = await openPulseDb(testConfig({ dataDir: ${
+    JSON.stringify(dir)
+  }, compaction: false }), silentLogger);
     const day = (d, hr) => Array.from({ length: 60 }, (_, i) => ({ userId: "u1", deviceId: "device_a", ts: ${DAY0} + d * ${DAY} + i * 60000, heartRate: hr }));
     await engine.write(day(0, 60)); await engine.flush();
     await engine.write(day(1, 70)); await engine.flush();
@@ -50,8 +52,11 @@ async function served(dir: string, over: Partial<Config> = {}): Promise<Record<n
 const ALL = { 0: 60, 1: 70, 2: 80 };
 
 const runFiles = (dir: string) =>
-  fs.readdirSync(path.join(dir, "runs")).flatMap((d) => fs.readdirSync(path.join(dir, "runs", d)).map((f) => path.join(dir, "runs", d, f))).sort();
-const walFiles = (dir: string) => fs.readdirSync(path.join(dir, "wal")).filter((f) => f.endsWith(".log")).sort().map((f) => path.join(dir, "wal", f));
+  fs.readdirSync(path.join(dir, "runs")).flatMap((d) =>
+    fs.readdirSync(path.join(dir, "runs", d)).map((f) => path.join(dir, "runs", d, f))
+  ).sort();
+const walFiles = (dir: string) =>
+  fs.readdirSync(path.join(dir, "wal")).filter((f) => f.endsWith(".log")).sort().map((f) => path.join(dir, "wal", f));
 const walWithData = (dir: string) => walFiles(dir).filter((f) => fs.statSync(f).size > 8).at(-1)!;
 
 function flip(file: string, at: (size: number) => number): void {
@@ -62,12 +67,6 @@ function flip(file: string, at: (size: number) => number): void {
 function cut(file: string, keep: (size: number) => number): void {
   fs.truncateSync(file, keep(fs.statSync(file).size));
 }
-/** Offset of the second record of a WAL segment (header 8 bytes, then length-prefixed records). */
-function secondRecord(file: string): number {
-  const bytes = fs.readFileSync(file);
-  return 8 + 8 + bytes.readUInt32LE(8);
-}
-
 interface Case {
   name: string;
   damage: (dir: string) => void;
@@ -123,7 +122,10 @@ const CASES: Case[] = [
   {
     name: "run: a byte flipped in the middle",
     damage: (d) => flip(runFiles(d)[0], (n) => Math.floor(n / 2)),
-    expect: { refuses: /run file runs\/day=2024-01-15\/L0-\d+\.parquet does not match its checksum.*PULSE_RECOVERY=rebuild-manifest/s },
+    expect: {
+      refuses:
+        /run file runs\/day=2024-01-15\/L0-\d+\.parquet does not match its checksum.*PULSE_RECOVERY=rebuild-manifest/s,
+    },
     recover: { with: { recovery: "rebuild-manifest" }, serves: { 1: 70, 2: 80 } },
   },
   {
@@ -182,7 +184,9 @@ describe("Rebuilt manifest", () => {
         import { openPulseDb } from "./src/pulsedb.ts";
         import { testConfig } from "./src/ops/config.ts";
         import { silentLogger } from "./src/ops/logger.ts";
-        const { engine } = await openPulseDb(testConfig({ dataDir: ${JSON.stringify(dir)}, compaction: false, crashPoint: "flush-before-wal-delete:2" }), silentLogger);
+        const { engine } = await openPulseDb(testConfig({ dataDir: ${
+        JSON.stringify(dir)
+      }, compaction: false, crashPoint: "flush-before-wal-delete:2" }), silentLogger);
         await engine.write([{ userId: "u1", deviceId: "device_a", ts: ${DAY0}, heartRate: 60 }]);
         await engine.flush();
         await engine.write([{ userId: "u1", deviceId: "device_a", ts: ${DAY0} + 1000, heartRate: 120 }]);

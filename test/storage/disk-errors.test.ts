@@ -14,7 +14,7 @@ import { silentLogger } from "../../src/ops/logger.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { openPulseDb } from "../../src/pulsedb.ts";
 import { nodeWalFs, type WalFs } from "../../src/storage/wal/wal.ts";
-import { DAY0, openTestDb, q, reading, removeDir, tempDir, withEngine, waitFor } from "../support/harness.ts";
+import { DAY0, openTestDb, q, reading, removeDir, tempDir, waitFor, withEngine } from "../support/harness.ts";
 
 /** A WAL file system whose writes or syncs fail with `code` while `fault.on` is set. */
 function faultyFs(fault: { on: "write" | "sync" | undefined; code: string }): WalFs {
@@ -27,7 +27,12 @@ function faultyFs(fault: { on: "write" | "sync" | undefined; code: string }): Wa
 }
 
 const body = (hr: number, minute = 0) =>
-  JSON.stringify({ user_id: "user_1", device_id: "device_a", timestamp: new Date(DAY0 + 10 * 3_600_000 + minute * 60_000).toISOString(), heart_rate: hr });
+  JSON.stringify({
+    user_id: "user_1",
+    device_id: "device_a",
+    timestamp: new Date(DAY0 + 10 * 3_600_000 + minute * 60_000).toISOString(),
+    heart_rate: hr,
+  });
 const QUERY = `/metrics/heart-rate?user_id=user_1&start=2024-01-15T00:00:00Z&end=2024-01-16T00:00:00Z`;
 
 for (const [on, code] of [["write", "ENOSPC"], ["sync", "EIO"]] as const) {
@@ -35,9 +40,19 @@ for (const [on, code] of [["write", "ENOSPC"], ["sync", "EIO"]] as const) {
     it("answers 503 with Retry-After, keeps serving reads, stores nothing, and recovers when the disk does", async () => {
       const dir = tempDir();
       const fault: { on: "write" | "sync" | undefined; code: string } = { on: undefined, code };
-      const { engine } = await openPulseDb(testConfig({ dataDir: dir, compaction: false }), silentLogger, new Metrics(), { walFs: faultyFs(fault) });
+      const { engine } = await openPulseDb(
+        testConfig({ dataDir: dir, compaction: false }),
+        silentLogger,
+        new Metrics(),
+        { walFs: faultyFs(fault) },
+      );
       const app = createApp({ engine, config: engine.config, log: silentLogger });
-      const post = (b: string) => app.request("/metrics/heart-rate", { method: "POST", body: b, headers: { "content-type": "application/json" } });
+      const post = (b: string) =>
+        app.request("/metrics/heart-rate", {
+          method: "POST",
+          body: b,
+          headers: { "content-type": "application/json" },
+        });
       try {
         assert.equal((await post(body(60))).status, 200);
         fault.on = on;
@@ -107,7 +122,11 @@ describe("A failing compaction", () => {
       await assert.rejects(compactor.runUntilIdle());
       assert.equal(engine.stats().runs.length, 3, "inputs untouched");
       assert.deepEqual(await q(engine, { bucketMs: 86_400_000 }), before);
-      assert.deepEqual(fs.readdirSync(dayDir).filter((f) => f.startsWith(".tmp-")), [], "the failed attempt cleaned up after itself");
+      assert.deepEqual(
+        fs.readdirSync(dayDir).filter((f) => f.startsWith(".tmp-")),
+        [],
+        "the failed attempt cleaned up after itself",
+      );
       await new Compactor(engine, { trigger: 3, settleMs: 0 }).runUntilIdle();
       assert.equal(engine.stats().runs.length, 1);
       assert.deepEqual(await q(engine, { bucketMs: 86_400_000 }), before);
@@ -125,7 +144,9 @@ describe("A WAL that cannot even cut back a failed write", () => {
       fdatasync: (fd) => (fault.on ? fail() : nodeWalFs.fdatasync(fd)),
       ftruncate: (fd, n) => (fault.on ? fail() : nodeWalFs.ftruncate(fd, n)),
     };
-    const { engine } = await openPulseDb(testConfig({ dataDir: dir, compaction: false }), silentLogger, new Metrics(), { walFs });
+    const { engine } = await openPulseDb(testConfig({ dataDir: dir, compaction: false }), silentLogger, new Metrics(), {
+      walFs,
+    });
     try {
       await engine.write([reading({ ts: DAY0 + 1000, heartRate: 60 })]);
       fault.on = true;

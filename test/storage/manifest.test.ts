@@ -5,7 +5,15 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { decodeManifest, encodeManifest, EMPTY_MANIFEST, ManifestCorruptError, readManifest, writeManifest, type ManifestData } from "../../src/storage/manifest.ts";
+import {
+  decodeManifest,
+  EMPTY_MANIFEST,
+  encodeManifest,
+  ManifestCorruptError,
+  type ManifestData,
+  readManifest,
+  writeManifest,
+} from "../../src/storage/manifest.ts";
 import { removeDir, tempDir } from "../support/harness.ts";
 import { runScript } from "../support/child.ts";
 
@@ -14,7 +22,18 @@ const SAMPLE: ManifestData = {
   nextRunId: 3,
   flushedSeq: 42,
   walSegment: 2,
-  runs: [{ id: 1, day: "2024-01-15", level: 0, file: "runs/day=2024-01-15/L0-00000001.parquet", rows: 10, minTs: 1, maxTs: 2, minSeq: 1, maxSeq: 42, bytes: 100 }],
+  runs: [{
+    id: 1,
+    day: "2024-01-15",
+    level: 0,
+    file: "runs/day=2024-01-15/L0-00000001.parquet",
+    rows: 10,
+    minTs: 1,
+    maxTs: 2,
+    minSeq: 1,
+    maxSeq: 42,
+    bytes: 100,
+  }],
 };
 
 describe("Manifest", () => {
@@ -40,13 +59,19 @@ describe("Manifest", () => {
   it("detects a truncated file at every length", () => {
     const bytes = encodeManifest(SAMPLE);
     for (let n = 0; n < bytes.length; n++) {
-      assert.throws(() => decodeManifest(bytes.subarray(0, n), "M"), ManifestCorruptError, `cut at ${n} went unnoticed`);
+      assert.throws(
+        () => decodeManifest(bytes.subarray(0, n), "M"),
+        ManifestCorruptError,
+        `cut at ${n} went unnoticed`,
+      );
     }
   });
 
   it("names the file and the way to recover in its error", () => {
-    assert.throws(() => decodeManifest(new TextEncoder().encode("junk"), "/d/MANIFEST"), (err: Error) =>
-      err.message.includes("/d/MANIFEST") && err.message.includes("To recover"));
+    assert.throws(
+      () => decodeManifest(new TextEncoder().encode("junk"), "/d/MANIFEST"),
+      (err: Error) => err.message.includes("/d/MANIFEST") && err.message.includes("To recover"),
+    );
   });
 
   it("keeps the previous manifest in force after a crash between writing and renaming", async () => {
@@ -63,7 +88,10 @@ describe("Manifest", () => {
     assert.equal(child.signal, "SIGKILL", child.stderr);
     const m = await readManifest(dir);
     assert.equal(m.flushedSeq, 42);
-    assert.ok(fs.readdirSync(dir).some((f) => f.startsWith(".tmp-")), "the half-done temp file is left for start-up to remove");
+    assert.ok(
+      fs.readdirSync(dir).some((f) => f.startsWith(".tmp-")),
+      "the half-done temp file is left for start-up to remove",
+    );
     // After the rename, the new one is in force.
     const child2 = runScript(script.replace("manifest-before-rename", "manifest-after-rename"));
     assert.equal(child2.signal, "SIGKILL", child2.stderr);

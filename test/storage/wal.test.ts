@@ -1,11 +1,19 @@
 import { afterEach, beforeEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32c } from "../../src/storage/crc32c.ts";
 import type { Reading } from "../../src/reading.ts";
-import { encodeRecord, nodeWalFs, segmentFileName, Wal, type WalFs, type WalLogger, type WalOptions } from "../../src/storage/wal/wal.ts";
+import {
+  encodeRecord,
+  nodeWalFs,
+  segmentFileName,
+  Wal,
+  type WalFs,
+  type WalLogger,
+  type WalOptions,
+} from "../../src/storage/wal/wal.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -52,14 +60,14 @@ function faultyFs() {
       await nodeWalFs.write(fd, data, offset, Math.max(1, length >> 1), position);
       throw err;
     },
-    fdatasync: async (fd) => {
+    fdatasync: (fd) => {
       const err = fail("fdatasync");
-      if (err) throw err;
+      if (err) return Promise.reject(err);
       return nodeWalFs.fdatasync(fd);
     },
-    ftruncate: async (fd, len) => {
+    ftruncate: (fd, len) => {
       const err = fail("ftruncate");
-      if (err) throw err;
+      if (err) return Promise.reject(err);
       return nodeWalFs.ftruncate(fd, len);
     },
   };
@@ -147,7 +155,12 @@ describe("Wal", () => {
       [1, batchOf(3, 0)],
       [4, batchOf(1, 3, "a.b:c@d-e_1", "dev.ice:1@x-y_z")],
       [5, batchOf(2, 4, LONG_ID, LONG_ID.toLowerCase())],
-      [100, [{ userId: "u", deviceId: "d", ts: 0, heartRate: 30 }, { userId: "u", deviceId: "d", ts: 253402300799999, heartRate: 220 }]],
+      [100, [{ userId: "u", deviceId: "d", ts: 0, heartRate: 30 }, {
+        userId: "u",
+        deviceId: "d",
+        ts: 253402300799999,
+        heartRate: 220,
+      }]],
       [102, batchOf(1000, 10, "bulk")],
     ];
     const first = await Wal.open(opts());
@@ -208,7 +221,10 @@ describe("Wal", () => {
     await wal.close();
 
     const again = await Wal.open(opts());
-    assert.deepEqual(flatten(again.batches), Array.from({ length: appends }, (_, i) => [i + 1, reading(i, `user_${i % 7}`)]));
+    assert.deepEqual(
+      flatten(again.batches),
+      Array.from({ length: appends }, (_, i) => [i + 1, reading(i, `user_${i % 7}`)]),
+    );
     await again.wal.close();
   });
 
@@ -293,7 +309,11 @@ describe("Wal", () => {
       if (len === lastStart) {
         assert.deepEqual(truncated, []); // exactly at a boundary: nothing torn
       } else {
-        assert.deepEqual(truncated.map((t) => [t.file, t.offset, t.droppedBytes]), [[segPath(1, d), lastStart, len - lastStart]]);
+        assert.deepEqual(truncated.map((t) => [t.file, t.offset, t.droppedBytes]), [[
+          segPath(1, d),
+          lastStart,
+          len - lastStart,
+        ]]);
         assert.ok(log.lines.some((l) => l.level === "warn" && l.msg.includes("torn")));
       }
       await wal.append(10, batchOf(1, 99));
@@ -359,8 +379,14 @@ describe("Wal", () => {
   it("Wal refuses a corrupt record in an earlier segment when a later segment holds records, unless salvaging", async () => {
     const { bytes, starts, batches } = await threeRecords();
     const d = layout("earlier", bytes.subarray(0, starts[3] - 3)); // torn, and acknowledged data follows
-    writeFileSync(segPath(2, d), new Uint8Array([...new TextEncoder().encode("PDBWAL01"), ...encodeRecord(100, batchOf(1, 100))]));
-    await assert.rejects(Wal.open({ dir: d, logger: memLogger() }), (err: Error) => err.message.includes(segPath(1, d)));
+    writeFileSync(
+      segPath(2, d),
+      new Uint8Array([...new TextEncoder().encode("PDBWAL01"), ...encodeRecord(100, batchOf(1, 100))]),
+    );
+    await assert.rejects(
+      Wal.open({ dir: d, logger: memLogger() }),
+      (err: Error) => err.message.includes(segPath(1, d)),
+    );
     const { wal, batches: got } = await Wal.open({ dir: d, logger: memLogger(), salvage: true });
     assert.deepEqual(got.map((b) => b.readings), [...batches.slice(0, 2), batchOf(1, 100)]);
     assert.equal(wal.currentSegment(), 3);
@@ -453,7 +479,9 @@ describe("Wal", () => {
 
   // `segment`: where later appends go. The failed segment is cut back in place when possible;
   // when the cut cannot be made durable, appends move to a fresh segment and the cut is retried.
-  const faults: Array<{ name: string; op: keyof WalFs; code: string; once?: boolean; alsoTruncate?: string; segment: number }> = [
+  const faults: Array<
+    { name: string; op: keyof WalFs; code: string; once?: boolean; alsoTruncate?: string; segment: number }
+  > = [
     { name: "ENOSPC on write (after a partial write)", op: "write", code: "ENOSPC", segment: 1 },
     { name: "a one-off EIO on fdatasync", op: "fdatasync", code: "EIO", once: true, segment: 1 },
     { name: "EIO on fdatasync", op: "fdatasync", code: "EIO", segment: 2 },

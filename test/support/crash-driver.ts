@@ -34,7 +34,7 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -199,7 +199,7 @@ export class Model {
   stream(user: string, device: string): Map<number, Outcome[]> {
     const k = `${user}|${device}`;
     let m = this.byStream.get(k);
-    if (!m) this.byStream.set(k, (m = new Map()));
+    if (!m) this.byStream.set(k, m = new Map());
     return m;
   }
 
@@ -296,7 +296,7 @@ export function childEnv(dataDir: string, memtableRows: number, crashPoint: stri
  */
 async function startChild(env: Record<string, string>, onLine?: (line: string) => void): Promise<Child> {
   installExitHook();
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     const port = await freePort();
     const { cmd, args } = runArgs(path.join("src", "main.ts"));
     const proc = spawn(cmd, args, {
@@ -427,7 +427,9 @@ function delay(ms: number): Promise<void> {
 
 function errText(err: unknown): string {
   const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  return `${e?.name ?? "Error"}: ${e?.message ?? String(err)}${e?.cause ? ` (${e.cause.code ?? e.cause.message})` : ""}`;
+  return `${e?.name ?? "Error"}: ${e?.message ?? String(err)}${
+    e?.cause ? ` (${e.cause.code ?? e.cause.message})` : ""
+  }`;
 }
 
 function isTimeout(err: unknown): boolean {
@@ -482,9 +484,16 @@ function genReadings(w: WriterState, rng: Rng, model: Model, n: number): GenRead
       else w.history[rng.int(0, HISTORY_CAP - 1)] = id;
     }
     // Sometimes the same value again (an idempotent re-send), usually a different one.
-    const prev = out.findLast((r) => r.user === id.user && r.device === id.device && r.slot === id.slot)?.hr ?? single(model.stream(id.user, id.device).get(id.slot));
+    const prev = out.findLast((r) => r.user === id.user && r.device === id.device && r.slot === id.slot)?.hr ??
+      single(model.stream(id.user, id.device).get(id.slot));
     const hr = prev !== undefined && rng.chance(0.3) ? prev : heartRate(rng);
-    out.push({ user: id.user, device: id.device, slot: id.slot, hr, tsText: tsText(SPAN_START + id.slot * SLOT_MS, rng) });
+    out.push({
+      user: id.user,
+      device: id.device,
+      slot: id.slot,
+      hr,
+      tsText: tsText(SPAN_START + id.slot * SLOT_MS, rng),
+    });
   }
   return out;
 }
@@ -510,7 +519,9 @@ class Recorder {
     const firstOfRound = !this.rounds.has(round);
     this.rounds.add(round);
     // Keep the first 500, plus every crash / timeout and the first violation of each round.
-    if (this.violations.length < 500 || firstOfRound || kind === "crash" || kind === "timeout") this.violations.push({ round, kind, detail });
+    if (this.violations.length < 500 || firstOfRound || kind === "crash" || kind === "timeout") {
+      this.violations.push({ round, kind, detail });
+    }
     if (this.verbose) this.log(`  VIOLATION round ${round} ${kind}: ${detail}`);
   }
 }
@@ -539,17 +550,22 @@ async function writerLoop(ctx: RoundCtx, w: WriterState, rng: Rng, model: Model,
       });
       status = res.status;
       const text = await res.text().catch(() => "");
-      if (status !== 200 && status !== 503) rec.add(ctx.round, "http", `POST answered ${status}: ${text.slice(0, 300)}`);
+      if (status !== 200 && status !== 503) {
+        rec.add(ctx.round, "http", `POST answered ${status}: ${text.slice(0, 300)}`);
+      }
     } catch (err) {
       if (isRefused(err)) return; // never reached the server: nothing stored
       model.unknown(readings);
-      if (isTimeout(err)) rec.add(ctx.round, "timeout", `POST of ${n} readings got no answer in ${WRITE_TIMEOUT_MS} ms`);
-      else if (ctx.child.alive() && !ctx.stop) {
+      if (isTimeout(err)) {
+        rec.add(ctx.round, "timeout", `POST of ${n} readings got no answer in ${WRITE_TIMEOUT_MS} ms`);
+      } else if (ctx.child.alive() && !ctx.stop) {
         // A reset while the server lives (e.g. a keep-alive race): the request may still be running,
         // so this loop stops writing for the round (a later write of the same identity could
         // overtake it). Not a violation by itself: the outcome is recorded as unknown.
         await Promise.race([ctx.child.exited, delay(200)]);
-        if (ctx.child.alive()) ctx.note(`writer ${w.index}: POST failed while the server was up (${errText(err)}); loop stopped`);
+        if (ctx.child.alive()) {
+          ctx.note(`writer ${w.index}: POST failed while the server was up (${errText(err)}); loop stopped`);
+        }
       }
       return;
     }
@@ -564,7 +580,10 @@ async function writerLoop(ctx: RoundCtx, w: WriterState, rng: Rng, model: Model,
 }
 
 async function readerLoop(ctx: RoundCtx, rng: Rng, rec: Recorder): Promise<void> {
-  const buckets: Array<[string, number]> = [["10s", 10_000], ["30s", 30_000], ["1m", 60_000], ["5m", 300_000], ["1h", 3_600_000], ["1d", 86_400_000]];
+  const buckets: Array<[string, number]> = [["10s", 10_000], ["30s", 30_000], ["1m", 60_000], ["5m", 300_000], [
+    "1h",
+    3_600_000,
+  ], ["1d", 86_400_000]];
   while (!ctx.stop && ctx.child.alive()) {
     const user = rng.pick(USERS);
     const device = rng.chance(0.5) ? rng.pick(DEVICES) : undefined;
@@ -572,12 +591,21 @@ async function readerLoop(ctx: RoundCtx, rng: Rng, rec: Recorder): Promise<void>
     const a = SPAN_START + rng.int(0, SLOTS - 1) * SLOT_MS;
     const len = Math.min(rng.int(1, SLOTS) * SLOT_MS, MAX_BUCKETS * bucketMs);
     const b = Math.min(SPAN_END + 86_400_000, a + len);
-    const qs = new URLSearchParams({ user_id: user, start: new Date(a).toISOString(), end: new Date(b).toISOString(), bucket });
+    const qs = new URLSearchParams({
+      user_id: user,
+      start: new Date(a).toISOString(),
+      end: new Date(b).toISOString(),
+      bucket,
+    });
     if (device) qs.set("device_id", device);
     try {
-      const res = await fetch(`${ctx.child.base}/metrics/heart-rate?${qs}`, { signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
+      const res = await fetch(`${ctx.child.base}/metrics/heart-rate?${qs}`, {
+        signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
+      });
       const text = await res.text();
-      if (res.status !== 200 && res.status !== 404) rec.add(ctx.round, "http", `GET ?${qs} answered ${res.status}: ${text.slice(0, 300)}`);
+      if (res.status !== 200 && res.status !== 404) {
+        rec.add(ctx.round, "http", `GET ?${qs} answered ${res.status}: ${text.slice(0, 300)}`);
+      }
     } catch (err) {
       if (isTimeout(err)) rec.add(ctx.round, "timeout", `GET ?${qs} got no answer in ${QUERY_TIMEOUT_MS} ms`);
       return; // the child died (or hangs): stop reading
@@ -589,33 +617,53 @@ async function readerLoop(ctx: RoundCtx, rng: Rng, rec: Recorder): Promise<void>
 class AnswerError extends Error {}
 
 /** Buckets of one query over the whole span (split so no request exceeds MAX_BUCKETS). */
-async function fetchBuckets(base: string, user: string, device: string | undefined): Promise<Map<number, { hr: number; device: string }>> {
+async function fetchBuckets(
+  base: string,
+  user: string,
+  device: string | undefined,
+): Promise<Map<number, { hr: number; device: string }>> {
   const out = new Map<number, { hr: number; device: string }>();
   const chunk = MAX_BUCKETS * SLOT_MS;
   for (let a = SPAN_START; a < SPAN_END; a += chunk) {
     const b = Math.min(SPAN_END, a + chunk);
-    const qs = new URLSearchParams({ user_id: user, start: new Date(a).toISOString(), end: new Date(b).toISOString(), bucket: "10s" });
+    const qs = new URLSearchParams({
+      user_id: user,
+      start: new Date(a).toISOString(),
+      end: new Date(b).toISOString(),
+      bucket: "10s",
+    });
     if (device) qs.set("device_id", device);
     const res = await fetch(`${base}/metrics/heart-rate?${qs}`, { signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
     const text = await res.text();
     if (res.status === 404) continue;
     if (res.status !== 200) throw new AnswerError(`GET ?${qs} answered ${res.status}: ${text.slice(0, 300)}`);
-    let body: { user_id: string; data: Array<{ timestamp: string; heart_rate: number; device_id: string }>; count: number };
+    let body: {
+      user_id: string;
+      data: Array<{ timestamp: string; heart_rate: number; device_id: string }>;
+      count: number;
+    };
     try {
       body = JSON.parse(text);
     } catch {
       throw new AnswerError(`GET ?${qs}: answer is not JSON: ${text.slice(0, 200)}`);
     }
     if (body.user_id !== user || !Array.isArray(body.data) || body.count !== body.data.length) {
-      throw new AnswerError(`GET ?${qs}: malformed answer (user_id ${body.user_id}, count ${body.count}, ${body.data?.length} entries)`);
+      throw new AnswerError(
+        `GET ?${qs}: malformed answer (user_id ${body.user_id}, count ${body.count}, ${body.data?.length} entries)`,
+      );
     }
     let prev = -Infinity;
     for (const p of body.data) {
       const ms = Date.parse(p.timestamp);
-      if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(p.timestamp) || !(ms >= a && ms < b) || (ms - SPAN_START) % SLOT_MS !== 0 || ms <= prev) {
+      if (
+        !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(p.timestamp) || !(ms >= a && ms < b) ||
+        (ms - SPAN_START) % SLOT_MS !== 0 || ms <= prev
+      ) {
         throw new AnswerError(`GET ?${qs}: bad or unordered bucket timestamp ${p.timestamp}`);
       }
-      if (device !== undefined && p.device_id !== device) throw new AnswerError(`GET ?${qs}: bucket ${p.timestamp} names device ${p.device_id}`);
+      if (device !== undefined && p.device_id !== device) {
+        throw new AnswerError(`GET ?${qs}: bucket ${p.timestamp} names device ${p.device_id}`);
+      }
       prev = ms;
       out.set((ms - SPAN_START) / SLOT_MS, { hr: p.heart_rate, device: p.device_id });
     }
@@ -641,7 +689,8 @@ async function verifyAll(base: string, round: number, label: string, model: Mode
       rec.add(round, "http", `${label}: verification query for ${user}: ${err.message}`);
       continue;
     }
-    const where = (d: string, slot: number) => `${label}: ${user}/${d} @ ${new Date(SPAN_START + slot * SLOT_MS).toISOString()}`;
+    const where = (d: string, slot: number) =>
+      `${label}: ${user}/${d} @ ${new Date(SPAN_START + slot * SLOT_MS).toISOString()}`;
     for (const d of DEVICES) {
       const got = per.get(d)!;
       const expect = model.stream(user, d);
@@ -662,7 +711,9 @@ async function verifyAll(base: string, round: number, label: string, model: Mode
         }
       }
       for (const [slot, actual] of got) {
-        if (!expect.has(slot)) rec.add(round, "phantom", `${where(d, slot)}: bucket with heart_rate ${actual.hr} that was never sent`);
+        if (!expect.has(slot)) {
+          rec.add(round, "phantom", `${where(d, slot)}: bucket with heart_rate ${actual.hr} that was never sent`);
+        }
       }
     }
     // Without device_id: the highest-priority device present in the per-device answers, same value.
@@ -673,11 +724,21 @@ async function verifyAll(base: string, round: number, label: string, model: Mode
       const actual = noDev.get(slot);
       const t = new Date(SPAN_START + slot * SLOT_MS).toISOString();
       if (best === undefined) {
-        rec.add(round, "phantom", `${label}: ${user} @ ${t}: bucket without device_id (${actual!.device} ${actual!.hr}) but no device has one`);
+        rec.add(
+          round,
+          "phantom",
+          `${label}: ${user} @ ${t}: bucket without device_id (${actual!.device} ${actual!.hr}) but no device has one`,
+        );
       } else if (actual === undefined) {
         rec.add(round, "priority", `${label}: ${user} @ ${t}: no bucket without device_id, but ${best} has one`);
       } else if (actual.device !== best || Math.abs(actual.hr - per.get(best)!.get(slot)!.hr) > TOLERANCE) {
-        rec.add(round, "priority", `${label}: ${user} @ ${t}: without device_id got ${actual.device} ${actual.hr}, expected ${best} ${per.get(best)!.get(slot)!.hr}`);
+        rec.add(
+          round,
+          "priority",
+          `${label}: ${user} @ ${t}: without device_id got ${actual.device} ${actual.hr}, expected ${best} ${
+            per.get(best)!.get(slot)!.hr
+          }`,
+        );
       }
     }
   }
@@ -711,7 +772,11 @@ function defaultSchedule(rounds: number, rng: Rng): Array<string | null> {
     }
     const point = CRASH_POINTS[next++ % CRASH_POINTS.length];
     // Hits per run of the writers: one per POST for the WAL point; a few per second for the others.
-    const n = point === "wal-after-append" ? rng.int(1, 100) : point.startsWith("compaction") ? rng.int(1, 3) : rng.int(1, 5);
+    const n = point === "wal-after-append"
+      ? rng.int(1, 100)
+      : point.startsWith("compaction")
+      ? rng.int(1, 3)
+      : rng.int(1, 5);
     out.push(`${point}:${n}`);
   }
   return out;
@@ -743,7 +808,10 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
   const schedule = opts.schedule ? [...opts.schedule] : defaultSchedule(rounds, rng);
   const model = new Model();
   const rec = new Recorder(verbose, log);
-  const writerStates: WriterState[] = Array.from({ length: writers }, (_, i) => ({ index: i, count: writers, history: [] }));
+  const writerStates: WriterState[] = Array.from(
+    { length: writers },
+    (_, i) => ({ index: i, count: writers, history: [] }),
+  );
   const reports: RoundReport[] = [];
   let checkedTotal = 0;
   const childLine = verbose ? (tag: string) => (line: string) => log(`    [${tag}] ${line}`) : () => undefined;
@@ -753,7 +821,11 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
    * Starts pulsedb without a crash point, compares everything with the model (again once the
    * replayed WAL is flushed, if `settle`), then stops it: SIGKILL, or SIGTERM expecting exit 0.
    */
-  const verifyWithRestart = async (round: number, settle: boolean, stop: "kill" | "term"): Promise<{ checked: number; fatal: boolean }> => {
+  const verifyWithRestart = async (
+    round: number,
+    settle: boolean,
+    stop: "kill" | "term",
+  ): Promise<{ checked: number; fatal: boolean }> => {
     let checked = 0;
     const label = round > rounds ? (stop === "kill" ? "final restart" : "after clean shutdown") : "after restart";
     const verifier = await startChild(childEnv(dataDir, rng.int(300, 2000), null), childLine(`r${round} verify`));
@@ -765,16 +837,27 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
     try {
       checked += await verifyAll(verifier.base, round, label, model, rec);
       if (settle) {
-        if (await waitFlushed(verifier.base)) checked += await verifyAll(verifier.base, round, `${label}, replay flushed`, model, rec);
-        else rec.add(round, "timeout", `${label}: replayed memtable not flushed within ${SETTLE_TIMEOUT_MS} ms`);
+        if (await waitFlushed(verifier.base)) {
+          checked += await verifyAll(verifier.base, round, `${label}, replay flushed`, model, rec);
+        } else rec.add(round, "timeout", `${label}: replayed memtable not flushed within ${SETTLE_TIMEOUT_MS} ms`);
       }
     } catch (err) {
       await Promise.race([verifier.exited, delay(1000)]);
       if (!verifier.alive()) {
         const { code, signal } = await verifier.exited;
-        rec.add(round, "crash", `${label}: pulsedb died during verification (exit ${code ?? signal}; ${errText(err)}); output:\n${verifier.output()}`);
+        rec.add(
+          round,
+          "crash",
+          `${label}: pulsedb died during verification (exit ${code ?? signal}; ${
+            errText(err)
+          }); output:\n${verifier.output()}`,
+        );
       } else {
-        rec.add(round, isTimeout(err) ? "timeout" : "http", `${label}: verification failed: ${errText(err)}; output:\n${verifier.output()}`);
+        rec.add(
+          round,
+          isTimeout(err) ? "timeout" : "http",
+          `${label}: verification failed: ${errText(err)}; output:\n${verifier.output()}`,
+        );
       }
     }
     if (stop === "kill" || !verifier.alive()) {
@@ -783,15 +866,28 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
     }
     verifier.proc.kill("SIGTERM");
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const ended = await Promise.race([verifier.exited, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), READY_TIMEOUT_MS)))]);
+    const ended = await Promise.race([
+      verifier.exited,
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), READY_TIMEOUT_MS))),
+    ]);
     clearTimeout(timer);
     if (ended === undefined) {
-      rec.add(round, "timeout", `${label}: pulsedb did not exit within ${READY_TIMEOUT_MS} ms of SIGTERM; output:\n${verifier.output()}`);
+      rec.add(
+        round,
+        "timeout",
+        `${label}: pulsedb did not exit within ${READY_TIMEOUT_MS} ms of SIGTERM; output:\n${verifier.output()}`,
+      );
       await verifier.kill();
-    } else if (ended.code !== 0 && !(isDeno() && ended.signal === "SIGTERM" && /"msg":"closed"/.test(verifier.output()))) {
+    } else if (
+      ended.code !== 0 && !(isDeno() && ended.signal === "SIGTERM" && /"msg":"closed"/.test(verifier.output()))
+    ) {
       // (Deno's child_process reports the signal it sent instead of the child's exit code 0; there,
       // the child's own "closed" log line is the proof of a clean shutdown.)
-      rec.add(round, "crash", `${label}: pulsedb exited ${ended.code ?? ended.signal} on SIGTERM (expected 0); output:\n${verifier.output()}`);
+      rec.add(
+        round,
+        "crash",
+        `${label}: pulsedb exited ${ended.code ?? ended.signal} on SIGTERM (expected 0); output:\n${verifier.output()}`,
+      );
     }
     return { checked, fatal: false };
   };
@@ -822,7 +918,9 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
         }
       } else {
         const loops: Promise<void>[] = [];
-        for (const w of writerStates) loops.push(writerLoop(ctx, w, new Rng(seed ^ (round * 7919 + w.index * 104729)), model, rec));
+        for (const w of writerStates) {
+          loops.push(writerLoop(ctx, w, new Rng(seed ^ (round * 7919 + w.index * 104729)), model, rec));
+        }
         for (let i = 0; i < readers; i++) loops.push(readerLoop(ctx, new Rng(seed ^ (round * 31337 + i * 613)), rec));
         const waitMs = spec ? maxCrashWaitMs : rng.int(killLo, killHi);
         let timer: ReturnType<typeof setTimeout> | undefined;
@@ -836,7 +934,11 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
             death = "crash point";
           } else {
             death = "unexpected exit";
-            rec.add(round, "crash", `pulsedb exited by itself (exit ${code ?? signal}) while serving; output:\n${child.output()}`);
+            rec.add(
+              round,
+              "crash",
+              `pulsedb exited by itself (exit ${code ?? signal}) while serving; output:\n${child.output()}`,
+            );
           }
         } else {
           death = spec ? "crash point not reached, random kill" : "random kill";
@@ -869,9 +971,13 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
       reports.push(report);
       const what = spec ? `${spec} (${report.death})` : report.death;
       log(
-        `round ${String(round).padStart(String(rounds).length)}/${rounds}  ${what.padEnd(52)} acked ${String(report.ackedSoFar).padStart(8)}  ` +
+        `round ${String(round).padStart(String(rounds).length)}/${rounds}  ${what.padEnd(52)} acked ${
+          String(report.ackedSoFar).padStart(8)
+        }  ` +
           `checked ${String(checked).padStart(7)}  unknown ${String(report.unknown).padStart(5)}  ` +
-          `${report.violations === 0 ? "ok" : `FAIL (${report.violations} violations)`}  ${report.ms} ms${fatal ? "  (pulsedb cannot start: stopping)" : ""}`,
+          `${report.violations === 0 ? "ok" : `FAIL (${report.violations} violations)`}  ${report.ms} ms${
+            fatal ? "  (pulsedb cannot start: stopping)" : ""
+          }`,
       );
     }
     // 3. Final: after the last kill, restart, check, stop gracefully (SIGTERM: flush, exit 0), and
@@ -884,7 +990,13 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
       if (!a.fatal) checked += (await verifyWithRestart(rounds + 1, false, "term")).checked;
       checkedTotal += checked;
       const prefix = "final".padEnd(`round ${rounds}/${rounds}`.length);
-      log(`${prefix}  ${"restart, check, SIGTERM, clean restart, check".padEnd(52)} acked ${String(model.ackedReadings).padStart(8)}  checked ${String(checked).padStart(7)}  ${rec.count === before ? "ok" : `FAIL (${rec.count - before} violations)`}`);
+      log(
+        `${prefix}  ${"restart, check, SIGTERM, clean restart, check".padEnd(52)} acked ${
+          String(model.ackedReadings).padStart(8)
+        }  checked ${String(checked).padStart(7)}  ${
+          rec.count === before ? "ok" : `FAIL (${rec.count - before} violations)`
+        }`,
+      );
     }
   } finally {
     for (const p of [...liveChildren]) p.kill("SIGKILL");
@@ -938,11 +1050,15 @@ function parseArgs(argv: string[]): CrashTestOptions {
     else if (a === "--data-dir") opts.dataDir = path.resolve(value());
     else if (a === "--keep") opts.keepDataDir = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node --import tsx test/support/crash-driver.ts [--rounds N] [--seed S] [--verbose] [--data-dir DIR] [--keep]");
+      console.log(
+        "usage: node --import tsx test/support/crash-driver.ts [--rounds N] [--seed S] [--verbose] [--data-dir DIR] [--keep]",
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (opts.rounds !== undefined && !(Number.isInteger(opts.rounds) && opts.rounds >= 1)) throw new Error("--rounds must be a whole number >= 1");
+  if (opts.rounds !== undefined && !(Number.isInteger(opts.rounds) && opts.rounds >= 1)) {
+    throw new Error("--rounds must be a whole number >= 1");
+  }
   if (opts.seed !== undefined && !Number.isFinite(opts.seed)) throw new Error("--seed must be a number");
   return opts;
 }
@@ -965,10 +1081,14 @@ async function main(): Promise<void> {
   const result = await runCrashTest(opts);
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (result.violationCount === 0) {
-    console.log(`crash test: ${result.rounds.length} rounds, ${result.checkedReadings} acknowledged readings checked, 0 lost (seed ${result.seed}, ${result.ackedReadings} acknowledged writes, ${secs} s)`);
+    console.log(
+      `crash test: ${result.rounds.length} rounds, ${result.checkedReadings} acknowledged readings checked, 0 lost (seed ${result.seed}, ${result.ackedReadings} acknowledged writes, ${secs} s)`,
+    );
     process.exit(0);
   }
-  console.log(`crash test: ${result.rounds.length} rounds, ${result.checkedReadings} acknowledged readings checked, ${result.lost} lost, ${result.violationCount} violations (seed ${result.seed})`);
+  console.log(
+    `crash test: ${result.rounds.length} rounds, ${result.checkedReadings} acknowledged readings checked, ${result.lost} lost, ${result.violationCount} violations (seed ${result.seed})`,
+  );
   console.log(describeViolations(result));
   const file = `${result.dataDir.replace(/[\\/]+$/, "")}.violations.txt`;
   try {

@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { testConfig, type Config } from "../../src/ops/config.ts";
+import { type Config, testConfig } from "../../src/ops/config.ts";
 import type { Engine } from "../../src/engine.ts";
 import { createApp } from "../../src/http/app.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
@@ -22,7 +22,7 @@ export function removeDir(dir: string): void {
 }
 
 /** Opens a database in `dir` with test defaults (no compaction unless asked, silent logs). */
-export async function openTestDb(dir: string, overrides: Partial<Config> = {}): Promise<PulseDb> {
+export function openTestDb(dir: string, overrides: Partial<Config> = {}): Promise<PulseDb> {
   return openPulseDb(testConfig({ dataDir: dir, compaction: false, ...overrides }), silentLogger);
 }
 
@@ -52,7 +52,10 @@ export function reading(over: Partial<Reading> = {}): Reading {
 }
 
 /** Shorthand for a query over one engine. */
-export function q(engine: Engine, over: { userId?: string; deviceId?: string; start?: number; end?: number; bucketMs?: number } = {}) {
+export function q(
+  engine: Engine,
+  over: { userId?: string; deviceId?: string; start?: number; end?: number; bucketMs?: number } = {},
+) {
   return engine.query({ userId: "user_1", start: DAY0, end: DAY0 + 86_400_000, bucketMs: 60_000, ...over });
 }
 

@@ -147,7 +147,13 @@ interface Decoded {
 }
 
 /** Decode the payload `b[start, end)`; a string result is the reason it is not valid. */
-function decodePayload(b: Uint8Array, dv: DataView, start: number, end: number, ids: { u: string; d: string }): Decoded | string {
+function decodePayload(
+  b: Uint8Array,
+  dv: DataView,
+  start: number,
+  end: number,
+  ids: { u: string; d: string },
+): Decoded | string {
   if (b[start] !== TYPE_READINGS) return `unknown record type ${b[start]}`;
   const firstSeq = dv.getFloat64(start + 1, true);
   const count = dv.getUint32(start + 9, true);
@@ -173,7 +179,12 @@ function decodePayload(b: Uint8Array, dv: DataView, start: number, end: number, 
 }
 
 /** Try the record at `off`: its decoded content and end, or the reason it is bad. */
-function readRecord(b: Uint8Array, dv: DataView, off: number, ids: { u: string; d: string }): (Decoded & { end: number }) | string {
+function readRecord(
+  b: Uint8Array,
+  dv: DataView,
+  off: number,
+  ids: { u: string; d: string },
+): (Decoded & { end: number }) | string {
   if (b.length - off < RECORD_HEADER) return `record header cut short (${b.length - off} of 8 bytes)`;
   const len = dv.getUint32(off, true);
   if (len < PAYLOAD_HEADER || len > MAX_PAYLOAD_BYTES) return `implausible payload length ${len}`;
@@ -226,4 +237,3 @@ export function hasMagic(b: Uint8Array): boolean {
   for (let i = 0; i < HEADER_BYTES; i++) if (b[i] !== MAGIC[i]) return false;
   return true;
 }
-

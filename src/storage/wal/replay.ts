@@ -6,8 +6,8 @@
  * @module
  */
 import { dirname } from "node:path";
-import { HEADER_BYTES, MAGIC, WAL_MAGIC, type ParsedSegment } from "./record.ts";
-import { syncDir, truncateFile, writeFully, type WalFs, type WalLogger } from "./wal-fs.ts";
+import { HEADER_BYTES, MAGIC, type ParsedSegment, WAL_MAGIC } from "./record.ts";
+import { syncDir, truncateFile, type WalFs, type WalLogger, writeFully } from "./wal-fs.ts";
 /** One cut made during recovery (a torn tail, salvaged corruption, a removed empty segment). */
 export interface SegmentCut {
   file: string;
@@ -15,7 +15,6 @@ export interface SegmentCut {
   droppedBytes: number;
   reason: string;
 }
-
 
 /**
  * Check and (where the rules allow) repair one segment during open. `isLast`: the newest file (a
@@ -37,7 +36,12 @@ export async function replaySegment(
     if (isLast && (b.length < HEADER_BYTES || b.every((x) => x === 0))) {
       await fs.unlink(file);
       await syncDir(fs, dirname(file));
-      const cut = { file, offset: 0, droppedBytes: b.length, reason: "missing segment header (crash during creation); file removed" };
+      const cut = {
+        file,
+        offset: 0,
+        droppedBytes: b.length,
+        reason: "missing segment header (crash during creation); file removed",
+      };
       log("warn", "wal: removed segment without header", cut);
       return { records: [], cut };
     }

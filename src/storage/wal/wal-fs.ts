@@ -13,7 +13,6 @@ export type WalLogger = (
   fields?: Record<string, unknown>,
 ) => void;
 
-
 /**
  * The file-system calls the WAL makes, promise-style and fd-based. The default is `nodeWalFs`
  * (node:fs); tests wrap it to inject faults. Errors should carry the errno `code` (ENOSPC, EIO...).
@@ -63,7 +62,6 @@ export const nodeWalFs: WalFs = {
   unlink: (path) => call<void>((cb) => nodeFs.unlink(path, cb)),
 };
 
-
 export function errCode(err: unknown): string | undefined {
   return (err as { code?: string } | null)?.code;
 }
@@ -108,4 +106,3 @@ export async function truncateFile(fs: WalFs, path: string, length: number): Pro
     await fs.close(fd).catch(() => {});
   }
 }
-

@@ -17,11 +17,20 @@
 
 import { dirname, join } from "node:path";
 import type { Reading } from "../../reading.ts";
-import { encodeRecord, HEADER_BYTES, hasMagic, MAGIC, MAX_PAYLOAD_BYTES, parseSegment, parseSegmentName, RECORD_HEADER, segmentFileName, TEMP_RE } from "./record.ts";
+import {
+  encodeRecord,
+  hasMagic,
+  HEADER_BYTES,
+  MAGIC,
+  parseSegment,
+  parseSegmentName,
+  segmentFileName,
+  TEMP_RE,
+} from "./record.ts";
 import { replaySegment, type SegmentCut } from "./replay.ts";
-import { errCode, nodeWalFs, syncDir, truncateFile, writeFully, type WalFs, type WalLogger } from "./wal-fs.ts";
+import { errCode, nodeWalFs, syncDir, type WalFs, type WalLogger, writeFully } from "./wal-fs.ts";
 
-export { MAX_PAYLOAD_BYTES, segmentFileName, WAL_MAGIC, encodeRecord } from "./record.ts";
+export { encodeRecord, MAX_PAYLOAD_BYTES, segmentFileName, WAL_MAGIC } from "./record.ts";
 export { nodeWalFs, type WalFs, type WalLogger } from "./wal-fs.ts";
 
 const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one write call
@@ -31,7 +40,6 @@ const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one 
 
 /** "always": an append resolves after the fdatasync covering it; "interval": after write(2). */
 export type SyncMode = "always" | "interval";
-
 
 export interface WalOptions {
   /** The directory holding the segment files (normally `<dataDir>/wal`); created if missing. */
@@ -198,7 +206,16 @@ export class Wal {
       const number = numbers[k];
       const file = files[k];
       const nothingAfter = !holdsRecords.slice(k + 1).some(Boolean);
-      const res = await replaySegment(fs, file, contents[k], parsed[k], k === numbers.length - 1, nothingAfter, opts.salvage === true, log);
+      const res = await replaySegment(
+        fs,
+        file,
+        contents[k],
+        parsed[k],
+        k === numbers.length - 1,
+        nothingAfter,
+        opts.salvage === true,
+        log,
+      );
       if (res.cut) truncated.push(res.cut);
       for (const r of res.records) {
         if (r.firstSeq <= maxSeq) {
@@ -384,8 +401,17 @@ export class Wal {
 
   private newSegment(number: number): Segment {
     const seg: Segment = {
-      number, path: join(this.dir, segmentFileName(number)), fd: -1, created: false, size: 0,
-      unsynced: 0, queued: 0, retired: false, broken: false, deleted: false, wantCreate: false,
+      number,
+      path: join(this.dir, segmentFileName(number)),
+      fd: -1,
+      created: false,
+      size: 0,
+      unsynced: 0,
+      queued: 0,
+      retired: false,
+      broken: false,
+      deleted: false,
+      wantCreate: false,
     };
     this.segments.push(seg);
     return seg;
@@ -428,12 +454,16 @@ export class Wal {
       try {
         await this.createSegment(cur);
       } catch (err) {
-        this.log("warn", "wal: could not create segment yet", { file: cur.path, error: String(err), code: errCode(err) });
+        this.log("warn", "wal: could not create segment yet", {
+          file: cur.path,
+          error: String(err),
+          code: errCode(err),
+        });
         await this.abandonCreate(cur);
       }
     }
     // Records are in append order, so each segment's records are contiguous.
-    for (let i = 0; i < batch.length; ) {
+    for (let i = 0; i < batch.length;) {
       let j = i + 1;
       while (j < batch.length && batch[j].seg === batch[i].seg) j++;
       await this.writeGroup(batch[i].seg, batch, i, j);
@@ -445,7 +475,11 @@ export class Wal {
           await this.timedSync(seg, seg.unsynced);
           seg.unsynced = 0;
         } catch (err) {
-          this.log("error", "wal: background fdatasync failed; acknowledged records may be lost", { file: seg.path, error: String(err), code: errCode(err) });
+          this.log("error", "wal: background fdatasync failed; acknowledged records may be lost", {
+            file: seg.path,
+            error: String(err),
+            code: errCode(err),
+          });
         }
       }
     }
@@ -457,7 +491,7 @@ export class Wal {
     try {
       if (!seg.created) await this.createSegment(seg);
       let pos = seg.size;
-      for (let k = i; k < j; ) {
+      for (let k = i; k < j;) {
         let m = k;
         let total = 0;
         while (m < j && (m === k || total + batch[m].bytes.length <= WRITE_CHUNK)) total += batch[m++].bytes.length;
@@ -476,7 +510,12 @@ export class Wal {
       for (let k = i; k < j; k++) batch[k].resolve();
       this.settle(batch, i, j);
     } catch (err) {
-      this.log("error", "wal: append failed", { file: seg.path, records: j - i, error: String(err), code: errCode(err) });
+      this.log("error", "wal: append failed", {
+        file: seg.path,
+        records: j - i,
+        error: String(err),
+        code: errCode(err),
+      });
       await this.recover(seg); // never throws; done first so callers see the log in its post-error state
       for (let k = i; k < j; k++) batch[k].reject(err);
       this.settle(batch, i, j);
@@ -495,7 +534,12 @@ export class Wal {
       await this.fs.fdatasync(seg.fd);
     } catch (err) {
       seg.broken = true;
-      this.log("error", "wal: could not truncate after a failed write; switching segment", { file: seg.path, offset: seg.size, error: String(err), code: errCode(err) });
+      this.log("error", "wal: could not truncate after a failed write; switching segment", {
+        file: seg.path,
+        offset: seg.size,
+        error: String(err),
+        code: errCode(err),
+      });
       if (seg === this.current) {
         seg.retired = true;
         this.current = this.newSegment(seg.number + 1);
@@ -574,7 +618,7 @@ export class Wal {
     this.settled += j - i;
     if (this.waiters.length === 0) return;
     const still: typeof this.waiters = [];
-    for (const w of this.waiters) (w.target <= this.settled ? w.resolve() : still.push(w));
+    for (const w of this.waiters) w.target <= this.settled ? w.resolve() : still.push(w);
     this.waiters = still;
   }
 
