@@ -29,7 +29,7 @@ import { listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { RunSet } from "./storage/run-set.ts";
-import { Wal, type WalFs } from "./storage/wal/wal.ts";
+import { RecordTooLargeError, Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
@@ -222,8 +222,9 @@ export class Engine {
     try {
       synced = this.wal.append(firstSeq, readings);
     } catch (err) {
-      // Nothing was queued: the record cannot be written as one (over the WAL's 64 MiB record limit).
-      if (err instanceof RangeError) throw new TooLargeError(err.message);
+      // Nothing was queued. Over the WAL's 64 MiB record limit: the client's batch is too large (413).
+      // Any other error (a non-increasing sequence, a closed log) is a bug and stays a 500.
+      if (err instanceof RecordTooLargeError) throw new TooLargeError(err.message);
       throw err;
     }
     mem.begin(readings.length);

@@ -14,6 +14,23 @@ export const MAGIC = new TextEncoder().encode(WAL_MAGIC);
 export const HEADER_BYTES = MAGIC.length; // 8
 /** The largest payload one record may carry; larger appends throw. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A batch whose record would exceed MAX_PAYLOAD_BYTES: the caller's input is too large (a client
+ * error), unlike the other RangeErrors of `encodeRecord` and `Wal.append`, which are invariant
+ * violations (bugs). A RangeError subclass, so callers that only care about "refused" still work.
+ *
+ * @example
+ * ```ts
+ * try { wal.append(seq, readings); } catch (err) { if (err instanceof RecordTooLargeError) answer413(); }
+ * ```
+ */
+export class RecordTooLargeError extends RangeError {
+  constructor(readonly readings: number) {
+    super(`wal: record payload over ${MAX_PAYLOAD_BYTES} bytes (${readings} readings)`);
+    this.name = "RecordTooLargeError";
+  }
+}
 export const RECORD_HEADER = 8; // u32 length + u32 crc
 const PAYLOAD_HEADER = 13; // u8 type + f64 firstSeq + u32 count
 const MIN_READING_BYTES = 18; // two length bytes + ts + heartRate (ids themselves may be empty)
@@ -83,7 +100,7 @@ function putId(buf: Uint8Array, p: number, s: string): number {
  * Encode one whole record (`length | crc | payload`) into a single new Uint8Array.
  *
  * Pre: `readings.length >= 1`; `firstSeq` is a safe integer >= 0 and so is `firstSeq + count - 1`;
- * every id is at most 255 UTF-8 bytes; the payload is at most 64 MiB. Otherwise throws RangeError.
+ * every id is at most 255 UTF-8 bytes; the payload is at most 64 MiB (else RecordTooLargeError). Otherwise throws RangeError.
  *
  * @example
  * ```ts
@@ -97,7 +114,7 @@ export function encodeRecord(firstSeq: number, readings: readonly Reading[]): Ui
   if (!Number.isSafeInteger(firstSeq) || firstSeq < 0 || !Number.isSafeInteger(firstSeq + n - 1)) {
     throw new RangeError(`wal: bad sequence number ${firstSeq} for ${n} readings`);
   }
-  const tooBig = () => new RangeError(`wal: record payload over ${MAX_PAYLOAD_BYTES} bytes (${n} readings)`);
+  const tooBig = () => new RecordTooLargeError(n);
   if (PAYLOAD_HEADER + n * MIN_READING_BYTES > MAX_PAYLOAD_BYTES) throw tooBig();
   let size = RECORD_HEADER + PAYLOAD_HEADER;
   for (let i = 0; i < n; i++) {

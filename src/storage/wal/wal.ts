@@ -30,7 +30,7 @@ import {
 import { replaySegment, type SegmentCut } from "./replay.ts";
 import { errCode, nodeWalFs, syncDir, type WalFs, type WalLogger, writeFully } from "./wal-fs.ts";
 
-export { encodeRecord, MAX_PAYLOAD_BYTES, segmentFileName, WAL_MAGIC } from "./record.ts";
+export { encodeRecord, MAX_PAYLOAD_BYTES, RecordTooLargeError, segmentFileName, WAL_MAGIC } from "./record.ts";
 export { nodeWalFs, type WalFs, type WalLogger } from "./wal-fs.ts";
 
 const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one write call
