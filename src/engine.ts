@@ -17,7 +17,7 @@ import * as path from "node:path";
 import pl from "nodejs-polars";
 import type { Config } from "./ops/config.ts";
 import { armCrashPoint, crashPoint } from "./storage/crash-point.ts";
-import { ensureDir } from "./storage/fsutil.ts";
+import { ensureDir, MaybeWrittenError } from "./storage/fsutil.ts";
 import type { Logger } from "./ops/logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
@@ -25,7 +25,7 @@ import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
-import { listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
+import { listRunFiles, removeRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { RunSet } from "./storage/run-set.ts";
@@ -103,6 +103,8 @@ export class Engine {
   /** Bytes written by flushes and by compactions since start (write amplification). */
   private bytesFlushed = 0;
   bytesCompacted = 0;
+  /** Run files of failed publishes that a manifest on disk may still name (see publishOrDiscard). */
+  private readonly unpublished: string[] = [];
 
   private constructor(
     readonly config: Config,
@@ -371,7 +373,10 @@ export class Engine {
    */
   async replaceRuns(inputs: RunMeta[], outputs: RunMeta[]): Promise<void> {
     const gone = new Set(inputs.map((r) => r.id));
-    await this.updateManifest((m) => ({ ...m, runs: [...m.runs.filter((r) => !gone.has(r.id)), ...outputs] }));
+    await this.publishOrDiscard(
+      outputs,
+      (m) => ({ ...m, runs: [...m.runs.filter((r) => !gone.has(r.id)), ...outputs] }),
+    );
     // Swap in memory in one synchronous step (queries see inputs or output, never both), then
     // delete the files no query is reading (the others go when their last reader is done).
     this.runs.add(outputs);
@@ -475,7 +480,7 @@ export class Engine {
     const started = performance.now();
     await mem.drained(); // writes begun before the seal land first
     const metas = await writeMemtableRuns(this.config.dataDir, mem, () => this.reserveRunId());
-    await this.updateManifest((m) => ({
+    await this.publishOrDiscard(metas, (m) => ({
       ...m,
       runs: [...m.runs, ...metas],
       flushedSeq: Math.max(m.flushedSeq, mem.maxSeq),
@@ -502,12 +507,32 @@ export class Engine {
     this.compactor?.noteFlush(metas.map((m) => m.day));
   }
 
+  /**
+   * Publishes new runs `fresh` with `change`; if that fails, their files go: at once when the
+   * manifest on disk is surely the old one, else after the next manifest that does not name them is
+   * durable (until then a crash may leave a manifest that names them).
+   */
+  private async publishOrDiscard(fresh: RunMeta[], change: (m: ManifestData) => ManifestData): Promise<void> {
+    try {
+      await this.updateManifest(change);
+    } catch (err) {
+      if (err instanceof MaybeWrittenError) this.unpublished.push(...fresh.map((r) => r.file));
+      else await removeRunFiles(this.config.dataDir, fresh.map((r) => r.file));
+      throw err;
+    }
+  }
+
   /** Serializes manifest writes (flush and compaction both publish). */
   private updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
     const next = this.manifestLock.then(async () => {
       const updated = { ...change(this.manifest), nextRunId: this.nextRunId };
       await writeManifest(this.config.dataDir, updated);
       this.manifest = updated;
+      if (this.unpublished.length > 0) {
+        // A durable manifest built on this.manifest, which never named them: they are orphans now.
+        const files = this.unpublished.splice(0);
+        await removeRunFiles(this.config.dataDir, files);
+      }
     });
     this.manifestLock = next.catch(() => {});
     return next;

@@ -4,7 +4,8 @@
  * Each run is de-duplicated (per identity, the highest sequence), sorted by (user, timestamp,
  * device) and written with lazy Polars, so the work runs on Polars' threads, not the event loop.
  * Pre: the memtable is sealed and drained (no write in flight). Post: the runs are durable under
- * their final names; nothing is published (the engine swaps the manifest).
+ * their final names; nothing is published (the engine swaps the manifest). A failed call leaves no
+ * file behind.
  *
  * @module
  */
@@ -12,7 +13,7 @@ import pl from "nodejs-polars";
 import type { Memtable } from "./memtable.ts";
 import { DAY_MS } from "../reading.ts";
 import { checked, runRowsSql } from "./run-sql.ts";
-import { dayName, type RunMeta, writeRun } from "./run.ts";
+import { dayName, removeRunFiles, type RunMeta, writeRun } from "./run.ts";
 
 /**
  * The Polars SQL that turns memtable frames `m0..m{n-1}` into the rows of one day's run.
@@ -47,11 +48,17 @@ export function flushSql(frameCount: number, day: number): string {
 export async function writeMemtableRuns(dataDir: string, mem: Memtable, nextId: () => number): Promise<RunMeta[]> {
   const frames = mem.frames();
   const metas: RunMeta[] = [];
-  for (const day of [...mem.days].sort((a, b) => a - b)) {
-    const tables: Record<string, pl.LazyDataFrame> = {};
-    frames.forEach((f, i) => (tables[`m${i}`] = f.lazy()));
-    const lf = checked(pl.SQLContext(tables).execute(flushSql(frames.length, day)));
-    metas.push(await writeRun(dataDir, lf, { id: nextId(), day: dayName(day), level: 0 }));
+  try {
+    for (const day of [...mem.days].sort((a, b) => a - b)) {
+      const tables: Record<string, pl.LazyDataFrame> = {};
+      frames.forEach((f, i) => (tables[`m${i}`] = f.lazy()));
+      const lf = checked(pl.SQLContext(tables).execute(flushSql(frames.length, day)));
+      metas.push(await writeRun(dataDir, lf, { id: nextId(), day: dayName(day), level: 0 }));
+    }
+  } catch (err) {
+    // A failed attempt leaves nothing behind: the runs of the days already written go too.
+    await removeRunFiles(dataDir, metas.map((m) => m.file));
+    throw err;
   }
   return metas;
 }

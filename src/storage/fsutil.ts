@@ -29,8 +29,21 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
+ * `writeFileAtomic` failed after the rename: the new content is in place but may not be durable
+ * (its directory fsync failed), so a crash may leave the old content or the new one.
+ */
+export class MaybeWrittenError extends Error {
+  constructor(readonly file: string, readonly cause: unknown) {
+    super(`${file} was replaced but the directory fsync failed: ${(cause as Error)?.message ?? cause}`);
+    this.name = "MaybeWrittenError";
+  }
+}
+
+/**
  * Writes `bytes` to `file` atomically: temp file, fsync, rename over, fsync the directory.
- * After it resolves, a crash leaves either the old or the new content, never a mix.
+ * After it resolves, a crash leaves either the old or the new content, never a mix. When it
+ * rejects, `file` still holds the old content (the temp file is removed), except after a
+ * `MaybeWrittenError`, when it may hold either.
  *
  * @param beforeRename called between the temp file's fsync and the rename (crash-test hook).
  * @example
@@ -41,16 +54,25 @@ export async function fsyncDir(dir: string): Promise<void> {
 export async function writeFileAtomic(file: string, bytes: Uint8Array, beforeRename?: () => void): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${process.pid}`);
-  const handle = await fs.promises.open(tmp, "w");
   try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await fs.promises.open(tmp, "w");
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    beforeRename?.();
+    await fs.promises.rename(tmp, file);
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true, recursive: true }).catch(() => {});
+    throw err;
   }
-  beforeRename?.();
-  await fs.promises.rename(tmp, file);
-  await fsyncDir(dir);
+  try {
+    await fsyncDir(dir);
+  } catch (err) {
+    throw new MaybeWrittenError(file, err);
+  }
 }
 
 /**

@@ -107,12 +107,32 @@ export async function writeRun(
     throw err;
   }
   crashPoint(points.afterSink);
-  await fs.promises.rename(tmp, full);
-  await fsyncDir(dir);
-  crashPoint(points.afterRename);
-  const stats = await runStats(full);
-  const { bytes, crc } = await fileChecksum(full);
-  return { ...ident, file, bytes, crc32c: crc, ...stats };
+  try {
+    await fs.promises.rename(tmp, full);
+    await fsyncDir(dir);
+    crashPoint(points.afterRename);
+    const stats = await runStats(full);
+    const { bytes, crc } = await fileChecksum(full);
+    return { ...ident, file, bytes, crc32c: crc, ...stats };
+  } catch (err) {
+    // No manifest names the file yet: remove it (and the temp file, if the rename failed).
+    await removeRunFiles(dataDir, [file]);
+    await fs.promises.rm(tmp, { force: true, recursive: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Removes run files (relative paths) that no manifest names, ignoring files already gone. Never
+ * throws: a file it cannot remove is an orphan, which start-up removes.
+ *
+ * @example
+ * ```ts
+ * await removeRunFiles("./data", ["runs/day=2024-01-15/L0-00000007.parquet"]);
+ * ```
+ */
+export async function removeRunFiles(dataDir: string, files: readonly string[]): Promise<void> {
+  for (const f of files) await fs.promises.rm(path.join(dataDir, f), { force: true }).catch(() => {});
 }
 
 /**
