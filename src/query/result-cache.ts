@@ -7,6 +7,11 @@
  *    that do not hold `ts`, stay).
  *  - A query that was running while a write for its user arrived may have read a snapshot from before
  *    that write; `put` refuses its answer (the user's version moved between `version()` and `put`).
+ *  - Versions are drawn from one counter that only grows, and only the `maxVersions` most recently
+ *    written users keep their own; a user without one has the highest version ever evicted (the
+ *    floor). A write to a user after `version()` gives it a version above everything before, and
+ *    evicting it raises the floor at least that high, so `put` still sees a different version and
+ *    refuses: bounded memory, never a stale answer (at worst an answer is not cached).
  *
  * @module
  */
@@ -35,9 +40,20 @@ export class ResultCache {
   misses = 0;
   private readonly lru: LRUCache<string, Entry> | undefined;
   private readonly byUser = new Map<string, Set<string>>();
-  private readonly versions = new Map<string, number>();
+  private readonly versions: LRUCache<string, number>;
+  /** The clock versions are drawn from. */
+  private clock = 0;
+  /** The highest version evicted from `versions`: the version of every user without an entry. */
+  private floor = 0;
 
-  constructor(maxEntries: number, maxBytes: number) {
+  /** @param maxVersions users whose write version is kept (default: max(10,000, 4 x maxEntries)). */
+  constructor(maxEntries: number, maxBytes: number, maxVersions: number = Math.max(10_000, 4 * maxEntries)) {
+    this.versions = new LRUCache<string, number>({
+      max: maxVersions,
+      dispose: (version, _user, reason) => {
+        if (reason === "evict" && version > this.floor) this.floor = version;
+      },
+    });
     if (maxEntries > 0 && maxBytes > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: maxEntries,
@@ -62,7 +78,7 @@ export class ResultCache {
 
   /** The user's write version; take it before reading the snapshot a cached answer will come from. */
   version(user: string): number {
-    return this.versions.get(user) ?? 0;
+    return this.versions.peek(user) ?? this.floor;
   }
 
   /** Stores an answer unless a write for the user arrived since `version` was taken. */
@@ -79,7 +95,7 @@ export class ResultCache {
    * answer whose range intersects that span (for one reading, minTs = maxTs = its timestamp).
    */
   invalidate(user: string, minTs: number, maxTs: number = minTs): void {
-    this.versions.set(user, (this.versions.get(user) ?? 0) + 1);
+    this.versions.set(user, ++this.clock);
     const keys = this.byUser.get(user);
     if (!keys || !this.lru) return;
     for (const key of [...keys]) {
@@ -87,6 +103,11 @@ export class ResultCache {
       if (e === undefined) keys.delete(key);
       else if (e.start <= maxTs && minTs < e.end) this.lru.delete(key);
     }
+  }
+
+  /** Users whose own write version is currently kept (at most `maxVersions`). */
+  get versionEntries(): number {
+    return this.versions.size;
   }
 
   /** Entries currently held. */
