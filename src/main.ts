@@ -3,9 +3,9 @@
  * `npm start` (Node) or `deno task start` (Deno).
  *
  * Start-up: the server listens first, then the engine opens (WAL replay can take a while). Until it
- * is open, `/health` answers 200 (alive) and `/ready`, `/metrics` and the data routes answer 503 with
- * `Retry-After: 1`. A start-up failure (bad configuration, corrupt manifest, port in use) exits
- * non-zero with the message on stderr.
+ * is open, `/health` answers 200 (alive), `/ready` and `/metrics` answer 503 with `Retry-After: 1`,
+ * and a data request waits for the open (up to 30 s) and is then served. A start-up failure (bad
+ * configuration, corrupt manifest, port in use) exits non-zero with the message on stderr.
  *
  * Shutdown (SIGTERM/SIGINT): `/ready` turns 503, the server stops accepting and finishes in-flight
  * requests, the engine flushes its memtables and closes the WAL, the process exits 0.
@@ -51,7 +51,10 @@ function fail(message: string, err: unknown): never {
 const metrics = new Metrics();
 let engine: Engine | undefined;
 let stopping = false;
-const app = createApp({ engine: () => engine, metrics, config, log, ready: () => !stopping });
+/** Settles when the open has finished (either way): data requests during start-up wait on it. */
+let openSettled!: () => void;
+const opened = new Promise<void>((resolve) => (openSettled = resolve));
+const app = createApp({ engine: () => engine, opening: opened, metrics, config, log, ready: () => !stopping });
 
 let server: RunningServer;
 try {
@@ -113,6 +116,7 @@ function watchLauncher(stop: (reason: string) => void): void {
 
 try {
   engine = (await opening).engine;
+  openSettled();
 } catch (err) {
   fail("start-up failed", err);
 }

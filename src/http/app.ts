@@ -36,13 +36,22 @@ const STOPPING = "pulsedb is shutting down.";
  *   while it opens: WAL replay can take a while, and the server listens meanwhile). Until then
  *   `/ready`, `/metrics` and the data routes answer 503 with `Retry-After: 1`; `/health` answers 200.
  *   With a function, `metrics` is required and must be the registry the engine is opened with.
+ * - `opening`: with an engine function, the open in progress. A data request that arrives before
+ *   the engine is open waits for it (at most `startupWaitMs`, default 30 s) instead of answering
+ *   503, so that a client that saw `/health` answer 200 is served. Without it, data routes answer
+ *   503 until the engine is open.
  * - `ready()`: false while the server shuts down (then `/ready` answers 503); default always true.
  */
 export type AppDeps = {
   config: Pick<Config, "maxBodyBytes">;
   log: Logger;
   ready?: () => boolean;
+  opening?: Promise<unknown>;
+  startupWaitMs?: number;
 } & ({ engine: Engine; metrics?: Metrics } | { engine: () => Engine | undefined; metrics: Metrics });
+
+/** How long a data request that arrives during start-up waits for the engine to open. */
+export const STARTUP_WAIT_MS = 30_000;
 
 /**
  * Builds the pulsedb HTTP app.
@@ -61,6 +70,21 @@ export function createApp(deps: AppDeps): Hono {
   const engineNow: () => Engine | undefined = typeof deps.engine === "function" ? deps.engine : constant(deps.engine);
   const metrics: Metrics = deps.metrics ?? (deps.engine as Engine).metrics;
   const app = new Hono();
+  const startupWaitMs = deps.startupWaitMs ?? STARTUP_WAIT_MS;
+
+  /** The open engine; during start-up, waits for the open (bounded), undefined if it does not come. */
+  async function engineForData(): Promise<Engine | undefined> {
+    const now = engineNow();
+    if (now !== undefined || deps.opening === undefined) return now;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, startupWaitMs)));
+    try {
+      await Promise.race([deps.opening.catch(() => {}), gaveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return engineNow();
+  }
 
   // Request durations: the route label comes from a fixed table (all routes are static paths), so
   // it is bounded and costs one Map lookup; observing allocates nothing. Requests are logged only
@@ -87,7 +111,7 @@ export function createApp(deps: AppDeps): Hono {
   // Large bodies (batches) are parsed and written a few at a time: see gate.ts.
   const largeBodies = new Gate(LARGE_BODY_CONCURRENCY);
   app.post(ROUTE, async (c) => {
-    const engine = engineNow();
+    const engine = await engineForData();
     if (engine === undefined) {
       metrics.reject("unavailable");
       return unavailable(STARTING);
@@ -144,7 +168,7 @@ export function createApp(deps: AppDeps): Hono {
   }
 
   app.get(ROUTE, async (c) => {
-    const engine = engineNow();
+    const engine = await engineForData();
     if (engine === undefined) return unavailable(STARTING);
     const parsed = parseQueryParams((name) => c.req.query(name));
     if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
