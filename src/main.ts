@@ -19,6 +19,7 @@ import { exit, onShutdownSignal, type RunningServer, runtimeName, serve } from "
 import { createLogger } from "./ops/logger.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { openPulseDb } from "./pulsedb.ts";
+import { checkDataDir, DataDirError } from "./storage/data-dir.ts";
 
 const started = performance.now();
 /** How long a shutdown waits for an engine that is still opening. */
@@ -33,6 +34,14 @@ try {
     exit(2);
   }
   throw err;
+}
+
+try {
+  await checkDataDir(config.dataDir);
+} catch (err) {
+  if (!(err instanceof DataDirError)) throw err;
+  process.stderr.write(`pulsedb: PULSE_DATA_DIR=${config.dataDir} ${err.message}\n`);
+  exit(2);
 }
 
 const log = createLogger(config.logLevel);
