@@ -205,10 +205,13 @@ export class Engine {
    * Stores readings durably. Reading i of the call gets a higher sequence than reading i-1, so a later
    * duplicate wins. Resolves after the WAL fsync that covers them (group commit).
    *
-   * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk).
+   * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk; also every write
+   *   after a failed background fdatasync: see `failure()`).
    */
   async write(readings: readonly Reading[]): Promise<void> {
     if (this.closing) throw new ShuttingDownError();
+    const failed = this.wal.failure();
+    if (failed !== undefined) throw new WalWriteError(failed); // fail-stop: nothing is acknowledged
     if (readings.length === 0) return;
     if (this.memoryBytes() >= this.config.memoryBudgetBytes) {
       this.metrics.backpressure.inc();
@@ -333,6 +336,14 @@ export class Engine {
     await releaseLock(this.config.dataDir);
     this.closed = true;
     this.log.info("closed", {});
+  }
+
+  /**
+   * Why the engine no longer acknowledges writes (a background WAL fdatasync failed: restart it),
+   * or undefined while it does.
+   */
+  failure(): Error | undefined {
+    return this.wal.failure();
   }
 
   /** A snapshot of counters for /metrics and tests. */

@@ -197,8 +197,11 @@ export function createApp(deps: AppDeps): Hono {
 
   // Readiness: data routes are served (the engine is open) and the server is not shutting down.
   app.get("/ready", () => {
-    if (engineNow() === undefined) return unavailable(STARTING);
+    const engine = engineNow();
+    if (engine === undefined) return unavailable(STARTING);
     if (deps.ready !== undefined && !deps.ready()) return unavailable(STOPPING);
+    const failed = engine.failure();
+    if (failed !== undefined) return unavailable(`pulsedb stopped acknowledging writes and must be restarted: ${failed.message}`);
     return new Response('{"status":"ready"}', { status: 200, headers: JSON_HEADERS });
   });
 

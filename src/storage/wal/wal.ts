@@ -38,6 +38,25 @@ const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one 
 // ---------------------------------------------------------------------------------------------
 // Public types
 
+/**
+ * The log has stopped taking appends because a background fdatasync ("interval" mode) failed. On
+ * Linux a failed fdatasync may drop the dirty pages it could not write, and a retry can then
+ * "succeed" without them: acknowledged records may be gone from the file, so the log cannot go on
+ * (PostgreSQL's fail-stop rule). Recovery is a restart, which replays what the file really holds.
+ * `code` is the errno code of the failed sync.
+ */
+export class WalFailStopError extends Error {
+  readonly code: string | undefined;
+  constructor(readonly cause: unknown) {
+    super(
+      `wal: a background fdatasync failed (${errCode(cause) ?? String(cause)}); the log takes no more appends ` +
+        `until pulsedb is restarted`,
+    );
+    this.name = "WalFailStopError";
+    this.code = errCode(cause);
+  }
+}
+
 /** "always": an append resolves after the fdatasync covering it; "interval": after write(2). */
 export type SyncMode = "always" | "interval";
 
@@ -150,6 +169,8 @@ export class Wal {
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly counters = { syncs: 0, syncedRecords: 0, lastSyncMs: 0 };
   private readonly onSync: ((ms: number, records: number) => void) | undefined;
+  /** Set when a background fdatasync failed: every later append is refused (fail-stop). */
+  private failed: WalFailStopError | undefined;
 
   private constructor(opts: WalOptions, fs: WalFs, log: WalLogger, segment: number, lastSeq: number) {
     this.fs = fs;
@@ -261,6 +282,7 @@ export class Wal {
    */
   append(firstSeq: number, readings: readonly Reading[]): Promise<void> {
     if (this.closed) throw new Error("wal: append after close");
+    if (this.failed !== undefined) return Promise.reject(this.failed);
     if (!(firstSeq > this.lastSeq)) {
       throw new RangeError(`wal: sequence number ${firstSeq} not above the last one (${this.lastSeq})`);
     }
@@ -273,6 +295,19 @@ export class Wal {
       this.pending.push({ seg, bytes, resolve, reject });
       this.kick();
     });
+  }
+
+  /**
+   * The fail-stop error once a background fdatasync has failed ("interval" mode), else undefined.
+   * From then on every append rejects with it; restart to recover.
+   *
+   * @example
+   * ```ts
+   * if (wal.failure()) return notReady();
+   * ```
+   */
+  failure(): WalFailStopError | undefined {
+    return this.failed;
   }
 
   /**
@@ -447,6 +482,12 @@ export class Wal {
     this.syncRequested = false;
     this.housekeeping = false;
 
+    if (this.failed !== undefined) {
+      // Fail-stop: nothing queued is written (its callers get the error, nothing is acknowledged).
+      for (const p of batch) p.reject(this.failed);
+      this.settle(batch, 0, batch.length);
+      batch.length = 0;
+    }
     await this.repairBroken();
     const cur = this.current;
     if (cur.wantCreate && !cur.created) {
@@ -475,11 +516,13 @@ export class Wal {
           await this.timedSync(seg, seg.unsynced);
           seg.unsynced = 0;
         } catch (err) {
-          this.log("error", "wal: background fdatasync failed; acknowledged records may be lost", {
-            file: seg.path,
-            error: String(err),
-            code: errCode(err),
-          });
+          this.failed ??= new WalFailStopError(err);
+          this.log(
+            "error",
+            "wal: background fdatasync failed; acknowledged records may be lost from the log. Writes are refused " +
+              "from now on: restart pulsedb (a clean shutdown flushes memory to runs; start-up replays the log)",
+            { file: seg.path, error: String(err), code: errCode(err) },
+          );
         }
       }
     }
