@@ -148,7 +148,32 @@ export class Engine {
       ? await rebuildManifest(dataDir, log)
       : await readManifestOrRefuse(dataDir);
     await checkRunFiles(dataDir, manifest, log);
-    const { wal, batches, truncated } = await Wal.open({
+    // Replay, record by record, into memtables of at most PULSE_MEMTABLE_ROWS rows: a full one is
+    // flushed to runs and published before replay goes on, so start-up memory is bounded by the
+    // memtable size (and one WAL segment), not by the log. Segments are deleted once the WAL is open.
+    let maxSeq = manifest.flushedSeq;
+    for (const r of manifest.runs) maxSeq = Math.max(maxSeq, r.maxSeq);
+    let replay = new Memtable(0);
+    let replayed = 0;
+    let replayFlushes = 0;
+    let current = manifest;
+    const flushReplay = async (coveredSegment: number) => {
+      replay.seal(0);
+      const metas = await writeMemtableRuns(dataDir, replay, () => current.nextRunId++);
+      const next: ManifestData = {
+        ...current,
+        runs: [...current.runs, ...metas],
+        flushedSeq: Math.max(current.flushedSeq, replay.maxSeq),
+        walSegment: Math.max(current.walSegment, coveredSegment),
+      };
+      await writeManifest(dataDir, next);
+      current = next;
+      log.info("flush", { memtable: "replay", rows: replay.rows, runs: metas.map((m) => m.file) });
+      replay.release();
+      replay = new Memtable(0);
+      replayFlushes++;
+    };
+    const { wal, truncated } = await Wal.open({
       dir: path.join(dataDir, "wal"),
       syncMode: config.fsync,
       syncIntervalMs: config.fsyncIntervalMs,
@@ -159,34 +184,35 @@ export class Engine {
       onSync: (ms: number, records: number) => metrics.observeWalSync(ms, records),
       logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) =>
         log[level](msg, fields),
+      onBatch: async (b) => {
+        const last = b.firstSeq + b.readings.length - 1;
+        maxSeq = Math.max(maxSeq, last);
+        if (last <= manifest.flushedSeq) return;
+        // Every record of the segments before b.segment is in this memtable or already in runs.
+        if (replay.rows > 0 && replay.rows + b.readings.length > config.memtableRows) await flushReplay(b.segment - 1);
+        replay.append(b.readings, b.firstSeq);
+        replayed += b.readings.length;
+      },
     });
     for (const t of truncated) log.warn("wal torn tail cut", { ...t });
     // Segments the manifest says are covered may survive a crash before their deletion.
-    await wal.deleteSegmentsThrough(Math.min(manifest.walSegment, wal.currentSegment() - 1));
-    let maxSeq = manifest.flushedSeq;
-    for (const r of manifest.runs) maxSeq = Math.max(maxSeq, r.maxSeq);
-    const replay = new Memtable(wal.currentSegment() - 1);
-    let replayed = 0;
-    for (const b of batches) {
-      const last = b.firstSeq + b.readings.length - 1;
-      maxSeq = Math.max(maxSeq, last);
-      if (last <= manifest.flushedSeq) continue;
-      replay.append(b.readings, b.firstSeq);
-      replayed += b.readings.length;
-    }
-    const engine = new Engine(config, log, wal, manifest, maxSeq + 1, metrics);
+    await wal.deleteSegmentsThrough(Math.min(current.walSegment, wal.currentSegment() - 1));
+    const lastOld = wal.currentSegment() - 1;
+    const engine = new Engine(config, log, wal, current, maxSeq + 1, metrics);
     if (replay.rows > 0) {
-      replay.seal();
+      // The rest of the log: one memtable covering every old segment, flushed as usual.
+      replay.seal(lastOld);
       engine.immutables.push(replay);
       engine.scheduleFlush();
-    } else if (replay.id > manifest.walSegment && replay.id > 0) {
-      // Nothing to replay: older segments hold only flushed or no records.
-      await wal.deleteSegmentsThrough(replay.id);
+    } else if (lastOld > current.walSegment && lastOld > 0) {
+      // Nothing left to replay: older segments hold only flushed or no records.
+      await wal.deleteSegmentsThrough(lastOld);
     }
     log.info("recovered", {
       dataDir,
-      runs: manifest.runs.length,
+      runs: current.runs.length,
       replayedReadings: replayed,
+      replayFlushes,
       walTornTails: truncated.length,
       nextSeq: engine.nextSeq,
       ms: Math.round(performance.now() - started),

@@ -78,6 +78,12 @@ export interface WalOptions {
   salvage?: boolean;
   /** The lowest number a new segment may get (the engine passes one past what its manifest covers). */
   minSegment?: number;
+  /**
+   * Receives every intact record in log order during `open`, segment by segment (only one segment
+   * is in memory at a time); `open` waits for the promise it returns. Without it, `open` collects
+   * them all in `batches`.
+   */
+  onBatch?: (batch: ReplayedBatch) => void | Promise<void>;
   /** Called after each record fdatasync with its duration in ms and the records it covered (metrics). Must not throw. */
   onSync?: (ms: number, records: number) => void;
 }
@@ -92,7 +98,7 @@ export interface ReplayedBatch {
 /** What `Wal.open` found and did. */
 export interface WalOpenResult {
   wal: Wal;
-  /** Every intact record, in log order. */
+  /** Every intact record, in log order (empty when `onBatch` received them). */
   batches: ReplayedBatch[];
   /** The highest sequence number replayed; 0 if none. */
   maxSeq: number;
@@ -219,19 +225,28 @@ export class Wal {
     // A bad tail is a torn (never acknowledged) write when no later segment holds an intact record:
     // a rotation can create segment N+1 before N's last queued record is written and synced, so a
     // crash there leaves N torn with only an empty N+1 after it.
+    // Segments are read and replayed one at a time, so memory holds one segment, not the log. Whether
+    // a later segment holds an intact record is only needed for a segment with a bad record (rare):
+    // the later files are then read once more, one at a time.
     const files = numbers.map((n) => join(opts.dir, segmentFileName(n)));
-    const contents = await Promise.all(files.map((f) => fs.readFile(f)));
-    const parsed = contents.map((b) => (hasMagic(b) ? parseSegment(b) : undefined));
-    const holdsRecords = parsed.map((p) => p !== undefined && p.records.length > 0);
+    const recordsAfter = async (k: number): Promise<boolean> => {
+      for (let j = k + 1; j < files.length; j++) {
+        const b = await fs.readFile(files[j]);
+        if (hasMagic(b) && parseSegment(b).records.length > 0) return true;
+      }
+      return false;
+    };
     for (let k = 0; k < numbers.length; k++) {
       const number = numbers[k];
       const file = files[k];
-      const nothingAfter = !holdsRecords.slice(k + 1).some(Boolean);
+      const content = await fs.readFile(file);
+      const parsed = hasMagic(content) ? parseSegment(content) : undefined;
+      const nothingAfter = parsed?.bad === undefined ? true : !(await recordsAfter(k));
       const res = await replaySegment(
         fs,
         file,
-        contents[k],
-        parsed[k],
+        content,
+        parsed,
         k === numbers.length - 1,
         nothingAfter,
         opts.salvage === true,
@@ -243,7 +258,9 @@ export class Wal {
           log("warn", "wal: sequence numbers not increasing", { file, offset: r.offset, firstSeq: r.firstSeq, maxSeq });
         }
         maxSeq = Math.max(maxSeq, r.firstSeq + r.readings.length - 1);
-        batches.push({ segment: number, firstSeq: r.firstSeq, readings: r.readings });
+        const batch = { segment: number, firstSeq: r.firstSeq, readings: r.readings };
+        if (opts.onBatch) await opts.onBatch(batch);
+        else batches.push(batch);
       }
     }
 
