@@ -25,10 +25,10 @@ import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
-import { listRunFiles, removeRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
+import { checkRunSize, listRunFiles, removeRunFiles, RunCorruptError, type RunMeta } from "./storage/run.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
-import { RunSet } from "./storage/run-set.ts";
+import { type RunHandle, RunSet } from "./storage/run-set.ts";
 import { RecordTooLargeError, Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
 
@@ -53,6 +53,18 @@ export class WalWriteError extends Error {
   constructor(readonly cause: unknown) {
     super(`the write-ahead log could not be written: ${(cause as Error)?.message ?? cause}`);
     this.name = "WalWriteError";
+  }
+}
+
+/**
+ * The engine has stopped serving because a run file is damaged (its checksum, checked on first read
+ * or by the background pass, does not match): writes and the queries that need that run are
+ * refused; the message names the file and the way out (docs/corruption.md).
+ */
+export class DamagedError extends Error {
+  constructor(readonly cause: Error) {
+    super(cause.message);
+    this.name = "DamagedError";
   }
 }
 
@@ -103,6 +115,10 @@ export class Engine {
   /** Bytes written by flushes and by compactions since start (write amplification). */
   private bytesFlushed = 0;
   bytesCompacted = 0;
+  /** The first damaged run found (see DamagedError); from then on writes are refused. */
+  private damaged: DamagedError | undefined;
+  /** The background pass that checks the checksum of every run the manifest named at open. */
+  private verifying: Promise<void> = Promise.resolve();
   /** Run files of failed publishes that a manifest on disk may still name (see publishOrDiscard). */
   private readonly unpublished: string[] = [];
 
@@ -121,7 +137,7 @@ export class Engine {
     this.cache = new ResultCache(config.cacheEntries, config.cacheBytes);
     this.ranked = rankDevices(config.devicePriority);
     this.runs = new RunSet(config.dataDir, log);
-    this.runs.add(manifest.runs);
+    this.runs.add(manifest.runs, false); // checksums checked on first read or by the background pass
     this.active = new Memtable(wal.currentSegment());
   }
 
@@ -217,6 +233,7 @@ export class Engine {
       nextSeq: engine.nextSeq,
       ms: Math.round(performance.now() - started),
     });
+    engine.verifying = engine.verifyAll();
     engine.timer = setInterval(() => engine.tick(), Math.min(1000, config.flushIntervalMs));
     (engine.timer as { unref?: () => void }).unref?.();
     return engine;
@@ -238,6 +255,7 @@ export class Engine {
     if (this.closing) throw new ShuttingDownError();
     const failed = this.wal.failure();
     if (failed !== undefined) throw new WalWriteError(failed); // fail-stop: nothing is acknowledged
+    if (this.damaged !== undefined) throw this.damaged;
     if (readings.length === 0) return;
     if (this.memoryBytes() >= this.config.memoryBudgetBytes) {
       this.metrics.backpressure.inc();
@@ -292,6 +310,12 @@ export class Engine {
   async queryJson(spec: QuerySpec): Promise<QueryResult> {
     const started = performance.now();
     const runs = this.runs.acquire(spec.start, spec.end);
+    try {
+      await this.checkRuns(runs);
+    } catch (err) {
+      this.runs.release(runs);
+      throw err;
+    }
     const memtables: pl.DataFrame[] = [];
     const memtableDevices: string[] = [];
     for (const m of [...this.immutables, this.active]) {
@@ -353,6 +377,7 @@ export class Engine {
     this.closing = true;
     clearInterval(this.timer);
     await this.compactor?.stop();
+    await this.verifying;
     try {
       await this.flush();
     } catch (err) {
@@ -369,7 +394,43 @@ export class Engine {
    * or undefined while it does.
    */
   failure(): Error | undefined {
-    return this.wal.failure();
+    return this.wal.failure() ?? this.damaged;
+  }
+
+  /**
+   * Checks the checksums of live runs before they are read (each file once per process).
+   * @throws DamagedError naming the first damaged run; the engine then refuses writes.
+   */
+  async verifyRuns(metas: readonly RunMeta[]): Promise<void> {
+    await this.checkRuns(this.runs.handles(metas.map((m) => m.id)));
+  }
+
+  private async checkRuns(handles: readonly RunHandle[]): Promise<void> {
+    try {
+      await this.runs.verify(handles);
+    } catch (err) {
+      if (!(err instanceof RunCorruptError)) throw err;
+      if (this.damaged === undefined) {
+        this.damaged = new DamagedError(err);
+        this.log.error("damaged run file; writes and the queries that need it are refused", { err: err.message });
+      }
+      throw new DamagedError(err);
+    }
+  }
+
+  /** The background pass: checks every run not yet checked, one file at a time, until close. */
+  private async verifyAll(): Promise<void> {
+    const started = performance.now();
+    for (const h of this.runs.all()) {
+      if (this.closing) return;
+      if (h.checked !== undefined) continue;
+      try {
+        await this.checkRuns([h]);
+      } catch {
+        return; // logged by checkRuns
+      }
+    }
+    this.log.info("run checksums verified", { ms: Math.round(performance.now() - started) });
   }
 
   /** A snapshot of counters for /metrics and tests. */
@@ -578,7 +639,8 @@ export class Engine {
 
 /**
  * Removes run files the manifest does not name (half-written flushes and compactions), and checks
- * that every run it names is whole (size and checksum).
+ * that every run it names is present with its size (a stat each; checksums are checked later: on
+ * first read, or by the background pass, so start-up does not read every file).
  */
 async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
   const live = new Set(manifest.runs.map((r) => r.file));
@@ -587,7 +649,7 @@ async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logge
     log.warn("removing orphan run file", { file });
     await fs.promises.rm(path.join(dataDir, file), { force: true, recursive: true });
   }
-  for (const r of manifest.runs) await verifyRun(dataDir, r);
+  await Promise.all(manifest.runs.map((r) => checkRunSize(dataDir, r)));
   for (const f of await fs.promises.readdir(dataDir)) {
     if (f.startsWith(".tmp-")) await fs.promises.rm(path.join(dataDir, f), { force: true });
   }

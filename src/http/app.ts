@@ -6,7 +6,7 @@
  */
 import { type Context, Hono } from "hono";
 import type { Config } from "../ops/config.ts";
-import { Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
+import { DamagedError, Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { HttpRoute, Metrics } from "../ops/metrics.ts";
 import { openApiJson } from "./openapi.ts";
@@ -173,7 +173,13 @@ export function createApp(deps: AppDeps): Hono {
     const parsed = parseQueryParams((name) => c.req.query(name));
     if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     const q = parsed.value;
-    const { body } = await engine.queryCached(q, (result) => render(q.userId, result));
+    let body: string | undefined;
+    try {
+      ({ body } = await engine.queryCached(q, (result) => render(q.userId, result)));
+    } catch (err) {
+      if (err instanceof DamagedError) return unavailable(err.message);
+      throw err;
+    }
     if (body === undefined) {
       const who = q.deviceId === undefined ? `user ${q.userId}` : `user ${q.userId} and device ${q.deviceId}`;
       return problemResponse(
@@ -259,6 +265,10 @@ function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
       problem(503, "Service Unavailable", "pulsedb is shutting down; retry against the restarted server."),
       { "retry-after": "1" },
     );
+  }
+  if (err instanceof DamagedError) {
+    metrics.reject("unavailable", n);
+    return unavailable(err.message);
   }
   if (err instanceof TooLargeError) {
     metrics.reject("too_large", n);

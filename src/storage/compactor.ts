@@ -38,6 +38,8 @@ export interface CompactionHost {
   liveRuns(): RunMeta[];
   reserveRunId(): number;
   replaceRuns(inputs: RunMeta[], outputs: RunMeta[]): Promise<void>;
+  /** Checks the inputs' checksums before they are read (a damaged input must not be merged). */
+  verifyRuns?(runs: readonly RunMeta[]): Promise<void>;
 }
 
 /** One planned merge. */
@@ -189,6 +191,7 @@ export class Compactor {
   private async compact(job: CompactionJob): Promise<void> {
     const started = performance.now();
     const dataDir = this.engine.config.dataDir;
+    await this.engine.verifyRuns?.(job.inputs);
     const tables: Record<string, pl.LazyDataFrame> = {};
     job.inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
     const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(

@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../ops/logger.ts";
-import type { RunMeta } from "./run.ts";
+import { type RunMeta, verifyRun } from "./run.ts";
 
 /** A run of the set, with the snapshots currently reading it. */
 export interface RunHandle {
@@ -23,6 +23,11 @@ export interface RunHandle {
   readers: number;
   /** Replaced by compaction: delete the file once no snapshot reads it. */
   obsolete: boolean;
+  /**
+   * The whole-file checksum check: undefined until first asked for, then the check's promise
+   * (settled for good). Runs written by this process start checked.
+   */
+  checked: Promise<void> | undefined;
 }
 
 /**
@@ -45,11 +50,49 @@ export class RunSet {
 
   constructor(private readonly dataDir: string, private readonly log: Logger) {}
 
-  /** Adds runs that a durable manifest names. */
-  add(metas: readonly RunMeta[]): void {
+  /**
+   * Adds runs that a durable manifest names. `checked`: their checksums are known good (written by
+   * this process); otherwise `verify` checks each on first use.
+   */
+  add(metas: readonly RunMeta[], checked = true): void {
     for (const meta of metas) {
-      this.runs.set(meta.id, { meta, path: path.join(this.dataDir, meta.file), readers: 0, obsolete: false });
+      this.runs.set(meta.id, {
+        meta,
+        path: path.join(this.dataDir, meta.file),
+        readers: 0,
+        obsolete: false,
+        checked: checked ? Promise.resolve() : undefined,
+      });
     }
+  }
+
+  /**
+   * Resolves when every run of `handles` has passed its whole-file check (size and CRC-32C), each
+   * file read at most once per process; rejects with the first RunCorruptError.
+   */
+  async verify(handles: readonly RunHandle[]): Promise<void> {
+    for (const h of handles) {
+      if (h.checked === undefined) {
+        h.checked = verifyRun(this.dataDir, h.meta);
+        h.checked.catch(() => {});
+      }
+    }
+    for (const h of handles) await h.checked;
+  }
+
+  /** The live runs with these ids (for checks before a compaction reads them). */
+  handles(ids: Iterable<number>): RunHandle[] {
+    const out: RunHandle[] = [];
+    for (const id of ids) {
+      const h = this.runs.get(id);
+      if (h) out.push(h);
+    }
+    return out;
+  }
+
+  /** Every live run, oldest id first. */
+  all(): RunHandle[] {
+    return [...this.runs.values()].sort((a, b) => a.meta.id - b.meta.id);
   }
 
   /** The runs whose time span meets `[start, end)`, held until `release`. */

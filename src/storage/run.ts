@@ -37,7 +37,7 @@ export interface RunMeta {
   minSeq: number;
   maxSeq: number;
   bytes: number;
-  /** CRC-32C of the whole file, checked at start-up (runs are immutable). */
+  /** CRC-32C of the whole file (runs are immutable), checked on first read or by the background pass. */
   crc32c?: number;
   /** The distinct device_ids in the file, sorted (lets a query group by integer device ranks). */
   devices?: string[];
@@ -229,6 +229,29 @@ export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
   if (meta.crc32c !== undefined && sum.crc !== meta.crc32c) {
     throw new RunCorruptError(meta.file, "does not match its checksum (it was damaged on disk)");
   }
+}
+
+/**
+ * The start-up check of a run file: present and of the recorded size (a stat, no read). The
+ * checksum is checked later, on first read or by the background pass (`verifyRun`).
+ *
+ * @throws RunCorruptError naming the file.
+ * @example
+ * ```ts
+ * await checkRunSize("./data", meta);
+ * ```
+ */
+export async function checkRunSize(dataDir: string, meta: RunMeta): Promise<void> {
+  let size: number;
+  try {
+    size = (await fs.promises.stat(path.join(dataDir, meta.file))).size;
+  } catch (err) {
+    throw new RunCorruptError(
+      meta.file,
+      `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  if (size !== meta.bytes) throw new RunCorruptError(meta.file, `is ${size} bytes, the manifest says ${meta.bytes}`);
 }
 
 /**
