@@ -207,7 +207,9 @@ export function createApp(deps: AppDeps): Hono {
     if (engine === undefined) return unavailable(STARTING);
     if (deps.ready !== undefined && !deps.ready()) return unavailable(STOPPING);
     const failed = engine.failure();
-    if (failed !== undefined) return unavailable(`pulsedb stopped acknowledging writes and must be restarted: ${failed.message}`);
+    if (failed !== undefined) {
+      return unavailable(`pulsedb stopped acknowledging writes and must be restarted: ${failed.message}`);
+    }
     return new Response('{"status":"ready"}', { status: 200, headers: JSON_HEADERS });
   });
 

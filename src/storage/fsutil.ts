@@ -22,6 +22,9 @@ export async function fsyncDir(dir: string): Promise<void> {
     await handle.sync();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    // NotCapable: Deno without read permission on `dir` (the launcher grants only the data
+    // directory, so the parent of a data directory it creates cannot be opened).
+    if ((err as Error).name === "NotCapable") return;
     if (code !== "EISDIR" && code !== "EINVAL" && code !== "EPERM" && code !== "EBADF") throw err;
   } finally {
     await handle?.close();
@@ -86,13 +89,21 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array, beforeRen
 export async function ensureDir(dir: string): Promise<void> {
   if (fs.existsSync(dir)) return;
   const parent = path.dirname(dir);
-  if (parent !== dir) await ensureDir(parent);
-  // Not `recursive: true`: the parents are made above, and Node's recursive mkdir can loop forever
-  // where the kernel refuses with ENOENT (e.g. under /proc).
+  // mkdir first, parents only on ENOENT: the parents' existence is not read (under Deno's narrow
+  // permissions only `dir` itself may be readable). Not `recursive: true`: Node's recursive mkdir
+  // can loop forever where the kernel refuses with ENOENT (e.g. under /proc).
   try {
     await fs.promises.mkdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    if (code !== "ENOENT" || parent === dir) throw err;
+    await ensureDir(parent);
+    try {
+      await fs.promises.mkdir(dir);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== "EEXIST") throw again;
+    }
   }
   await fsyncDir(parent);
 }

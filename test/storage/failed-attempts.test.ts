@@ -28,23 +28,27 @@ async function counter(c: { get(): Promise<{ values: Array<{ value: number }> }>
 }
 
 describe("failed attempts leave no run files", () => {
-  it("a flush that fails on its second day removes the first day's run, on every retry", { timeout: 60_000 }, async () => {
-    await withEngine({}, async (engine, dir) => {
-      await engine.write([reading({ ts: DAY0 + 1000 }), reading({ ts: DAY0 + DAY + 1000 })]);
-      // The second day's run directory cannot be created: a file has its name.
-      fs.mkdirSync(path.join(dir, "runs"), { recursive: true });
-      const blocker = path.join(dir, "runs", "day=2024-01-16");
-      fs.writeFileSync(blocker, "");
-      const flushed = engine.flush();
-      await waitFor(async () => (await counter(engine.metrics.flushFailures)) >= 3);
-      assert.deepEqual(await runFilesOnDisk(dir), [], "no run of 2024-01-15 left by the failed attempts");
-      fs.rmSync(blocker);
-      await flushed;
-      const onDisk = await runFilesOnDisk(dir);
-      assert.equal(onDisk.length, 2);
-      assert.deepEqual(onDisk, manifestFiles(engine));
-    });
-  });
+  it(
+    "a flush that fails on its second day removes the first day's run, on every retry",
+    { timeout: 60_000 },
+    async () => {
+      await withEngine({}, async (engine, dir) => {
+        await engine.write([reading({ ts: DAY0 + 1000 }), reading({ ts: DAY0 + DAY + 1000 })]);
+        // The second day's run directory cannot be created: a file has its name.
+        fs.mkdirSync(path.join(dir, "runs"), { recursive: true });
+        const blocker = path.join(dir, "runs", "day=2024-01-16");
+        fs.writeFileSync(blocker, "");
+        const flushed = engine.flush();
+        await waitFor(async () => (await counter(engine.metrics.flushFailures)) >= 3);
+        assert.deepEqual(await runFilesOnDisk(dir), [], "no run of 2024-01-15 left by the failed attempts");
+        fs.rmSync(blocker);
+        await flushed;
+        const onDisk = await runFilesOnDisk(dir);
+        assert.equal(onDisk.length, 2);
+        assert.deepEqual(onDisk, manifestFiles(engine));
+      });
+    },
+  );
 
   it("a flush whose manifest write fails removes the runs it wrote", { timeout: 60_000 }, async () => {
     await withEngine({}, async (engine, dir) => {
@@ -69,7 +73,10 @@ describe("failed attempts leave no run files", () => {
       assert.equal(before.length, 2);
       fs.mkdirSync(path.join(dir, `.tmp-MANIFEST-${process.pid}`));
       fs.writeFileSync(path.join(dir, `.tmp-MANIFEST-${process.pid}`, "keep"), "");
-      await assert.rejects(new Compactor(engine, { trigger: 2, settleMs: 1e9 }).runUntilIdle(), /compaction is failing/);
+      await assert.rejects(
+        new Compactor(engine, { trigger: 2, settleMs: 1e9 }).runUntilIdle(),
+        /compaction is failing/,
+      );
       assert.deepEqual(await runFilesOnDisk(dir), before, "the merged output is gone, the inputs stay");
       assert.deepEqual(manifestFiles(engine), before);
     });

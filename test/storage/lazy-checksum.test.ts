@@ -75,7 +75,10 @@ describe("run checksums", () => {
     const { engine } = await openTestDb(dir);
     try {
       const before = engine.stats().runs.map((r) => r.file).sort();
-      await assert.rejects(new Compactor(engine, { trigger: 2, settleMs: 1e9 }).runUntilIdle(), /compaction is failing/);
+      await assert.rejects(
+        new Compactor(engine, { trigger: 2, settleMs: 1e9 }).runUntilIdle(),
+        /compaction is failing/,
+      );
       assert.deepEqual(engine.stats().runs.map((r) => r.file).sort(), before);
       await assert.rejects(q(engine), DamagedError);
     } finally {

@@ -26,7 +26,9 @@ function taker(
     let line;
     try { await takeLock(${JSON.stringify(dir)}); line = "ok"; } catch (err) { line = "refused " + err.message; }
     process.stdout.write(line + "\\n");
-    const t = setInterval(() => { if (fs.existsSync(${JSON.stringify(stop)})) { clearInterval(t); process.exit(0); } }, 5);
+    const t = setInterval(() => { if (fs.existsSync(${
+    JSON.stringify(stop)
+  })) { clearInterval(t); process.exit(0); } }, 5);
   `;
   const { cmd, args } = evalArgs(code);
   const proc = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
@@ -57,7 +59,9 @@ async function race(dir: string): Promise<string[]> {
     return (await Promise.all(takers.map((t) => t.result))).sort();
   } finally {
     fs.writeFileSync(stop, "");
-    await Promise.all(takers.map((t) => t.proc.exitCode !== null ? undefined : new Promise((r) => t.proc.once("exit", r))));
+    await Promise.all(
+      takers.map((t) => t.proc.exitCode !== null ? undefined : new Promise((r) => t.proc.once("exit", r))),
+    );
     fs.rmSync(go, { force: true });
     fs.rmSync(stop, { force: true });
   }

@@ -21,7 +21,10 @@ describe("WAL replay", () => {
       const first = (await openTestDb(dir, { memtableRows: 100_000, flushIntervalMs: 86_400_000 })).engine;
       for (let b = 0; b < 20; b++) {
         await first.write(
-          Array.from({ length: 1000 }, (_, i) => reading({ ts: DAY0 + (b * 1000 + i) * 4000, heartRate: 40 + (i % 90) })),
+          Array.from(
+            { length: 1000 },
+            (_, i) => reading({ ts: DAY0 + (b * 1000 + i) * 4000, heartRate: 40 + (i % 90) }),
+          ),
         );
       }
       const before = await q(first);
