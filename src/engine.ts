@@ -271,6 +271,7 @@ export class Engine {
     try {
       synced = this.wal.append(firstSeq, readings);
     } catch (err) {
+      if (this.closing) throw new ShuttingDownError(); // the log closed under a late write: not stored
       // Nothing was queued. Over the WAL's 64 MiB record limit: the client's batch is too large (413).
       // Any other error (a non-increasing sequence, a closed log) is a bug and stays a 500.
       if (err instanceof RecordTooLargeError) throw new TooLargeError(err.message);
@@ -387,6 +388,11 @@ export class Engine {
     await releaseLock(this.config.dataDir);
     this.closed = true;
     this.log.info("closed", {});
+  }
+
+  /** True from the moment `close()` is called. */
+  isClosing(): boolean {
+    return this.closing;
   }
 
   /**

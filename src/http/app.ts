@@ -160,6 +160,12 @@ export function createApp(deps: AppDeps): Hono {
     try {
       await engine.write(parsed.readings);
     } catch (err) {
+      if (engine.isClosing() && !isKnownWriteError(err)) {
+        // Shutting down: an unexpected failure is answered "not stored, retry" (a retry of a reading
+        // that did reach the log rewrites the same identity with the same value), never a 500.
+        log.error("write failed during shutdown", { err });
+        return writeFailure(new ShuttingDownError(), metrics, parsed.readings.length);
+      }
       return writeFailure(err, metrics, parsed.readings.length);
     }
     metrics.readingsAccepted.inc(parsed.readings.length);
@@ -244,6 +250,11 @@ function constant<T>(value: T): () => T {
 
 function unavailable(detail: string): Response {
   return problemResponse(problem(503, "Service Unavailable", detail), { "retry-after": "1" });
+}
+
+function isKnownWriteError(err: unknown): boolean {
+  return err instanceof OverloadedError || err instanceof ShuttingDownError || err instanceof TooLargeError ||
+    err instanceof WalWriteError || err instanceof DamagedError;
 }
 
 /** Maps an engine write error to its 503 answer and counts the `n` refused readings; rethrows others. */
