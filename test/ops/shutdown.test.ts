@@ -5,7 +5,9 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { removeDir, tempDir } from "../support/harness.ts";
+import { createApp } from "../../src/http/app.ts";
+import { silentLogger } from "../../src/ops/logger.ts";
+import { removeDir, tempDir, testApp } from "../support/harness.ts";
 import { type Daemon, postJson, startDaemon } from "../support/daemon.ts";
 
 const CLIENTS = 32;
@@ -94,6 +96,29 @@ describe("SIGTERM under concurrent writes", () => {
       await again.exited;
       again.kill("SIGKILL");
       removeDir(dir);
+    }
+  });
+});
+
+describe("a write that fails while the engine closes", () => {
+  it("answers 503 + Retry-After (not stored, retry), not 500", async () => {
+    const t = await testApp();
+    try {
+      const engine = t.engine;
+      (engine as unknown as { closing: boolean }).closing = true;
+      engine.write = () => Promise.reject(new Error("wal: append after close"));
+      const app = createApp({ engine, config: engine.config, log: silentLogger });
+      const res = await app.request("/metrics/heart-rate", {
+        method: "POST",
+        body: JSON.stringify(rd(0, 0)),
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("retry-after"), "1");
+      await res.body?.cancel();
+      (engine as unknown as { closing: boolean }).closing = false;
+    } finally {
+      await t.close();
     }
   });
 });
