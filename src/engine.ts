@@ -117,6 +117,9 @@ export class Engine {
   bytesCompacted = 0;
   /** The first damaged run found (see DamagedError); from then on writes are refused. */
   private damaged: DamagedError | undefined;
+  /** Queries computing now, and those waiting for a place (at most `config.queryConcurrency` run). */
+  private queriesRunning = 0;
+  private readonly queriesWaiting: Array<() => void> = [];
   /** The background pass that checks the checksum of every run the manifest named at open. */
   private verifying: Promise<void> = Promise.resolve();
   /** Run files of failed publishes that a manifest on disk may still name (see publishOrDiscard). */
@@ -309,6 +312,21 @@ export class Engine {
 
   /** Like `query`, with the answer's `data` array as JSON text (what the HTTP layer sends). */
   async queryJson(spec: QuerySpec): Promise<QueryResult> {
+    // At most `queryConcurrency` Polars queries at once: each collect() holds a thread of libuv's
+    // pool for its whole duration, the pool that also carries the WAL's writes and fsyncs.
+    if (this.queriesRunning >= this.config.queryConcurrency) {
+      await new Promise<void>((resolve) => this.queriesWaiting.push(resolve));
+    } else this.queriesRunning++;
+    try {
+      return await this.queryNow(spec);
+    } finally {
+      const next = this.queriesWaiting.shift();
+      if (next) next();
+      else this.queriesRunning--;
+    }
+  }
+
+  private async queryNow(spec: QuerySpec): Promise<QueryResult> {
     const started = performance.now();
     const runs = this.runs.acquire(spec.start, spec.end);
     try {

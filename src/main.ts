@@ -48,6 +48,8 @@ const log = createLogger(config.logLevel);
 log.info("starting", {
   runtime: runtimeName(),
   config: { ...config, devicePriority: Object.fromEntries(config.devicePriority) },
+  // Node: libuv's pool (WAL I/O and Polars work share it); `npm start` sets 16. Deno has no such pool.
+  threadPool: runtimeName() === "node" ? (process.env.UV_THREADPOOL_SIZE ?? "4 (libuv default)") : undefined,
 });
 
 /** Logs and prints `message` on stderr, then exits 1. */

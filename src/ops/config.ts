@@ -41,6 +41,8 @@ export interface Config {
   recovery: "none" | "rebuild-manifest";
   /** Test-only: the name of a crash point at which the process kills itself. */
   crashPoint: string | undefined;
+  /** Queries run by Polars at once; more wait in line (keeps threads free for the WAL). */
+  queryConcurrency: number;
 }
 
 /** Every variable pulsedb reads, with its default and meaning (the README's table is built from this). */
@@ -91,6 +93,11 @@ export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: s
     default: "none",
     meaning:
       "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md.",
+  },
+  {
+    name: "PULSE_QUERY_CONCURRENCY",
+    default: "2",
+    meaning: "Queries computed at once (cache misses); more wait in line. Keep it below the thread pool size.",
   },
   {
     name: "PULSE_WAL_SALVAGE",
@@ -148,6 +155,7 @@ const schema = z.object({
   PULSE_WAL_SALVAGE: z.enum(["0", "1"]).default("0"),
   PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
+  PULSE_QUERY_CONCURRENCY: intIn(1, 1024).default(2),
 });
 
 /**
@@ -193,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     walSalvage: e.PULSE_WAL_SALVAGE === "1",
     recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
+    queryConcurrency: e.PULSE_QUERY_CONCURRENCY,
   };
 }
 
