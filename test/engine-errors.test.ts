@@ -45,3 +45,34 @@ describe("engine write errors", () => {
     });
   });
 });
+
+describe("query gate", () => {
+  it("computes at most PULSE_QUERY_CONCURRENCY queries at once; the others wait their turn", async () => {
+    await withEngine({ queryConcurrency: 2 }, async (engine) => {
+      let active = 0;
+      let most = 0;
+      const gates: Array<() => void> = [];
+      (engine as unknown as { queryNow: () => Promise<unknown> }).queryNow = async () => {
+        active++;
+        most = Math.max(most, active);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        active--;
+        return { count: 0, json: "[]" };
+      };
+      const spec = { userId: "u", start: 0, end: 1, bucketMs: 60_000 };
+      const all = Promise.all(Array.from({ length: 6 }, () => engine.queryJson(spec)));
+      let released = 0;
+      while (released < 6) {
+        await new Promise((r) => setImmediate(r));
+        const g = gates.shift();
+        if (g) {
+          assert.ok(active <= 2);
+          g();
+          released++;
+        }
+      }
+      await all;
+      assert.equal(most, 2);
+    });
+  });
+});
