@@ -10,6 +10,9 @@
  * renamed is the very one (same inode) that was judged stale. A taker that moved a fresh lock
  * instead (another taker removed the stale one and created its own in between) puts it back with
  * link(2), which cannot overwrite, and is refused. Then the exclusive create is tried again.
+ * On a file system without hard links the lock is created with O_CREAT|O_EXCL and then written; an
+ * empty LOCK (a crash between the two) counts as stale there, which leaves a window of a few
+ * microseconds in which a racing start could take it too.
  * A lock naming this very process (an engine of this process that was abandoned without `close`, as
  * the crash tests do) counts as stale.
  *
@@ -51,7 +54,12 @@ export async function takeLock(dataDir: string): Promise<void> {
         await fs.promises.link(tmp, lock);
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS") {
+          // A file system without hard links: O_EXCL create, then the content (a crash in between
+          // leaves an empty LOCK, which counts as stale).
+          if (await createExclusive(lock, content)) return;
+        } else if (code !== "EEXIST") throw err;
       }
       await clearStaleLock(dataDir, lock);
     }
@@ -59,6 +67,24 @@ export async function takeLock(dataDir: string): Promise<void> {
   } finally {
     await fs.promises.rm(tmp, { force: true });
   }
+}
+
+/** Creates `lock` with O_CREAT|O_EXCL and writes `content`; false if it exists. */
+async function createExclusive(lock: string, content: string): Promise<boolean> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(lock, "wx");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return true;
 }
 
 /**
