@@ -95,11 +95,6 @@ export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: s
       "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md.",
   },
   {
-    name: "PULSE_QUERY_CONCURRENCY",
-    default: "2",
-    meaning: "Queries computed at once (cache misses); more wait in line. Keep it below the thread pool size.",
-  },
-  {
     name: "PULSE_WAL_SALVAGE",
     default: "0",
     meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows).",
