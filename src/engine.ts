@@ -62,7 +62,7 @@ export class WalWriteError extends Error {
  * refused; the message names the file and the way out (docs/corruption.md).
  */
 export class DamagedError extends Error {
-  constructor(readonly cause: Error) {
+  constructor(override readonly cause: Error) {
     super(cause.message);
     this.name = "DamagedError";
   }

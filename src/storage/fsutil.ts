@@ -36,7 +36,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  * (its directory fsync failed), so a crash may leave the old content or the new one.
  */
 export class MaybeWrittenError extends Error {
-  constructor(readonly file: string, readonly cause: unknown) {
+  constructor(readonly file: string, override readonly cause: unknown) {
     super(`${file} was replaced but the directory fsync failed: ${(cause as Error)?.message ?? cause}`);
     this.name = "MaybeWrittenError";
   }

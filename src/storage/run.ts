@@ -238,7 +238,9 @@ export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
  * @throws RunCorruptError naming the file.
  * @example
  * ```ts
- * await checkRunSize("./data", meta);
+ * import { readManifest } from "./manifest.ts";
+ *
+ * for (const meta of (await readManifest("./data")).runs) await checkRunSize("./data", meta);
  * ```
  */
 export async function checkRunSize(dataDir: string, meta: RunMeta): Promise<void> {

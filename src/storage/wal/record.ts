@@ -22,7 +22,12 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
  *
  * @example
  * ```ts
- * try { wal.append(seq, readings); } catch (err) { if (err instanceof RecordTooLargeError) answer413(); }
+ * const huge = Array.from({ length: 300_000 }, () => ({ userId: "u".repeat(128), deviceId: "d".repeat(128), ts: 0, heartRate: 70 }));
+ * try {
+ *   encodeRecord(1, huge);
+ * } catch (err) {
+ *   if (err instanceof RecordTooLargeError) console.log(`${err.readings} readings: answer 413`);
+ * }
  * ```
  */
 export class RecordTooLargeError extends RangeError {

@@ -47,7 +47,7 @@ const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one 
  */
 export class WalFailStopError extends Error {
   readonly code: string | undefined;
-  constructor(readonly cause: unknown) {
+  constructor(override readonly cause: unknown) {
     super(
       `wal: a background fdatasync failed (${errCode(cause) ?? String(cause)}); the log takes no more appends ` +
         `until pulsedb is restarted`,
@@ -320,7 +320,8 @@ export class Wal {
    *
    * @example
    * ```ts
-   * if (wal.failure()) return notReady();
+   * const { wal } = await Wal.open({ dir: "data/wal", syncMode: "interval" });
+   * if (wal.failure() !== undefined) console.error("restart pulsedb:", wal.failure()!.message);
    * ```
    */
   failure(): WalFailStopError | undefined {
