@@ -126,6 +126,10 @@
   const localFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
   const shortFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   const num = new Intl.NumberFormat();
+  const tickTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+  const tickSec = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", second: "2-digit" });
+  const tickDay = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
+  const tickMonth = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric" });
   const utcText = (ms) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   /** ISO 8601 in UTC for the API and the URL, without needless milliseconds. */
   const iso = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
@@ -392,8 +396,9 @@
   // ---- the chart -----------------------------------------------------------------------------
 
   /**
-   * Draws an answer: one line through the buckets (broken where the data has a real gap), and per
-   * device a points-only series marking the buckets that device answered.
+   * Draws an answer: one grey line through the buckets (broken where the data has a real gap), and
+   * per device a series in its colour (dots, joined where the device answered consecutive buckets)
+   * marking the buckets that device answered.
    */
   function draw(rows, start, end, bucket, arrived) {
     const bucketMs = BUCKET_MS.get(bucket);
@@ -450,7 +455,7 @@
 
     clearMessage();
     el.chart.hidden = false;
-    const size = n > 600 ? 3 : n > 150 ? 4 : 6;
+    const size = n > 600 ? 3 : n > 150 ? 5 : 7;
     const key = `${devs.join("\u0000")}|${size}`;
     const data = [xs, ys, ...perDev];
     plotRange = [start / 1000, end / 1000];
@@ -520,15 +525,14 @@
     return {
       ...chartSize(),
       legend: { show: false },
-      padding: [12, 12, 0, 0],
+      padding: [12, 28, 0, 0],
       cursor: {
         drag: { x: true, y: false, setScale: false },
         points: { size: 9, width: 2 },
-        focus: { prox: 24 },
       },
       scales: { x: { time: true, range: () => [plotRange[0], plotRange[1]] }, y: { auto: true, range: yRange } },
       axes: [
-        { ...axis, space: 70 },
+        { ...axis, space: 70, values: timeTicks },
         { ...axis, label: "bpm", labelSize: 22, labelFont: "12px system-ui, sans-serif", size: 44 },
       ],
       series: [
@@ -537,9 +541,7 @@
         ...devs.map((d) => ({
           label: d,
           stroke: colourOf(d),
-          fill: colourOf(d),
-          width: 0,
-          paths: () => null,
+          width: 2,
           points: { show: true, size, width: 1, stroke: colourOf(d), fill: colourOf(d) },
         })),
       ],
@@ -548,6 +550,21 @@
         setSelect: [zoom],
       },
     };
+  }
+
+  /** Time axis labels in the reader's locale: times, with the date under the first tick of each day. */
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    let prevDay = "";
+    return splits.map((s) => {
+      const d = new Date(s * 1000);
+      if (incr >= 28 * 86400) return tickMonth.format(d);
+      const day = tickDay.format(d);
+      if (incr >= 86400) return day;
+      const time = (incr < 60 ? tickSec : tickTime).format(d);
+      const label = day === prevDay ? time : `${time}\n${day}`;
+      prevDay = day;
+      return label;
+    });
   }
 
   function yRange(u, min, max) {
