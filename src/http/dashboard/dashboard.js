@@ -257,6 +257,7 @@
   el.form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (el.token.value) sessionStorage.setItem(TOKEN_KEY, el.token.value);
+    else sessionStorage.removeItem(TOKEN_KEY);
     change(() => {
       view.user = el.user.value.trim();
       view.device = el.device.value.trim();
@@ -295,6 +296,10 @@
     const headers = { accept: "application/json" };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.authorization = `Bearer ${token}`;
+    if (view.range && document.activeElement !== el.from && document.activeElement !== el.to) {
+      el.from.value = toLocalInput(start); // a live refresh moves the range along
+      el.to.value = toLocalInput(end);
+    }
     setText(el.title, `${view.user} · ${shortFmt.format(start)} – ${shortFmt.format(end)}`);
     document.title = `${view.user} · Heart rate · pulsedb`;
     if (!quiet) el.chart.parentElement.setAttribute("aria-busy", "true");
@@ -313,9 +318,9 @@
       }
       controller = null;
       el.chart.parentElement.removeAttribute("aria-busy");
-      if (res.ok && body && Array.isArray(body.data)) {
+      if (res.ok && body && Array.isArray(body.data) && body.data.length > 0) {
         draw(body.data, start, end, bucket, arrived);
-      } else if (res.status === 404) {
+      } else if (res.status === 404 || (res.ok && Array.isArray(body?.data))) {
         clearChart();
         showMessage(
           "No readings",
@@ -333,7 +338,7 @@
         );
         return; // no live refresh until a token is given
       } else {
-        clearChart();
+        if (!quiet) clearChart(); // a live refresh keeps the last chart under the problem
         showProblem(`${body?.title ?? "Request failed"} (${res.status})`, body?.detail ?? res.statusText, body?.errors);
       }
     } catch (err) {
