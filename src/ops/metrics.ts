@@ -221,6 +221,7 @@ export class Metrics {
    *
    * @example
    * ```ts
+   * const metrics = new Metrics();
    * metrics.observeWalSync(0.8, 120);
    * ```
    */
@@ -235,6 +236,7 @@ export class Metrics {
    *
    * @example
    * ```ts
+   * const metrics = new Metrics();
    * metrics.setWalStats({ syncs: 10, syncedRecords: 500, lastSyncMs: 0.9, pendingRecords: 3 });
    * ```
    */
@@ -326,6 +328,7 @@ export class HttpRoute {
  *
  * @example
  * ```ts
+ * const metrics = new Metrics();
  * const health = metrics.httpDuration.route("/health");
  * health.observe("GET", 200, 0.00012);
  * ```
