@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client, custom metrics only: the default process collectors break under
  * Deno). One `Metrics` per engine, each with its own registry, so tests can build several.
  *
- * Every metric is listed, with its meaning, in the README ("Operating pulsedb").
+ * Every metric is listed, with its meaning, in docs/operating.md.
  *
  * @module
  */
