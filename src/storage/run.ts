@@ -77,7 +77,7 @@ export function runFile(day: string, level: number, id: number): string {
  * import pl from "nodejs-polars";
  *
  * const lf = pl.DataFrame({
- *   user_id: ["u1"], device_id: ["device_a"], ts: [Date.UTC(2024, 0, 15, 10)], heart_rate: [72], seq: [1],
+ *   user_id: ["u1"], device_id: ["device_a"], timestamp: [new Date(Date.UTC(2024, 0, 15, 10))], heart_rate: [72], seq: [1],
  * }).lazy();
  * const meta = await writeRun("./data", lf, { id: 3, day: "2024-01-15", level: 0 });
  * ```
