@@ -50,11 +50,22 @@ export type AppDeps = {
  *
  * @example
  * ```ts
+ * import { Engine } from "../engine.ts";
+ * import { testConfig } from "../ops/config.ts";
+ * import { silentLogger as log } from "../ops/logger.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ *
+ * const config = testConfig({ dataDir: "/tmp/pulse" });
+ * const engine = await Engine.open(config, log);
  * const app = createApp({ engine, config, log });
- * const res = await app.request("/health");
- * // while the engine opens:
- * let engine: Engine | undefined;
- * const app2 = createApp({ engine: () => engine, metrics, config, log });
+ * const res = await app.request("/health"); // 200
+ * await engine.close();
+ *
+ * // Serving while the engine opens (data routes answer 503 until it is there):
+ * const metrics = new Metrics();
+ * let opened: Engine | undefined;
+ * const app2 = createApp({ engine: () => opened, metrics, config, log });
+ * opened = await Engine.open(config, log, metrics);
  * ```
  */
 export function createApp(deps: AppDeps): Hono {

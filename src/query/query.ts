@@ -88,6 +88,7 @@ export const MAX_RANKED_DEVICES = 64;
  * @param order every device the sources may hold, in answer priority, or undefined.
  * @example
  * ```ts
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
  * const sql = buildQuerySql(spec, ["device_a", "device_b"], 2, 1, true, ["device_a", "device_b", "zz"]);
  * ```
  */
@@ -193,7 +194,9 @@ export interface QueryResult {
  *
  * @example
  * ```ts
- * const { count, json } = await runQuery({ runs, memtables }, spec, ["device_a", "device_b"]);
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const runs = [{ path: "/tmp/pulse/runs/day=2024-01-15/L0-3.parquet", day: "2024-01-15" }];
+ * const { count, json } = await runQuery({ runs, memtables: [] }, spec, ["device_a", "device_b"]);
  * ```
  */
 export async function runQuery(
@@ -235,7 +238,10 @@ export async function runQuery(
  *
  * @example
  * ```ts
- * const points = toPoints(await runQuery(sources, spec, ranked));
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const sources = { runs: [{ path: "/tmp/pulse/runs/day=2024-01-15/L0-3.parquet", day: "2024-01-15" }], memtables: [] };
+ * const points = toPoints(await runQuery(sources, spec, ["device_a", "device_b"]));
+ * // [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }, ...]
  * ```
  */
 export function toPoints(result: QueryResult): BucketPoint[] {

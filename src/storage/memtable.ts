@@ -240,7 +240,9 @@ export class Memtable {
  *
  * @example
  * ```ts
- * const df = arrowToPolars(memtable.toArrow());
+ * const memtable = new Memtable(1);
+ * memtable.append([{ userId: "u1", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 72 }], 1);
+ * const df = arrowToPolars(memtable.toArrow()); // 1 row
  * ```
  */
 export function arrowToPolars(table: arrow.Table): pl.DataFrame {

@@ -74,7 +74,12 @@ export function runFile(day: string, level: number, id: number): string {
  * @param points crash points passed after the sink and after the rename.
  * @example
  * ```ts
- * const meta = await writeRun(dir, lf, { id: 3, day: "2024-01-15", level: 0 });
+ * import pl from "nodejs-polars";
+ *
+ * const lf = pl.DataFrame({
+ *   user_id: ["u1"], device_id: ["device_a"], timestamp: [new Date(Date.UTC(2024, 0, 15, 10))], heart_rate: [72], seq: [1],
+ * }).lazy();
+ * const meta = await writeRun("./data", lf, { id: 3, day: "2024-01-15", level: 0 });
  * ```
  */
 export async function writeRun(
@@ -189,7 +194,9 @@ export class RunCorruptError extends Error {
  * @throws RunCorruptError naming the file.
  * @example
  * ```ts
- * await verifyRun("./data", meta);
+ * import { readManifest } from "./manifest.ts";
+ *
+ * for (const meta of (await readManifest("./data")).runs) await verifyRun("./data", meta);
  * ```
  */
 export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
