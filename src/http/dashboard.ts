@@ -66,7 +66,9 @@ export interface DashboardOptions {
  *
  * @example
  * ```ts
- * app.route("/", dashboardRoutes({ authEnabled: config.authEnabled }));
+ * import { Hono } from "hono";
+ * const app = new Hono();
+ * app.route("/", dashboardRoutes({ authEnabled: false }));
  * const res = await app.request("/"); // text/html
  * ```
  */

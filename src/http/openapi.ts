@@ -248,6 +248,18 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/": {
+        get: {
+          operationId: "dashboard",
+          summary: "The dashboard: an HTML page that charts a user's heart rate (its scripts and styles are served " +
+            "under /dashboard/).",
+          tags: ["operations"],
+          responses: {
+            "200": { description: "The page.", content: { "text/html": { schema: { type: "string" } } } },
+            "304": { description: "Not modified (the `If-None-Match` ETag matches)." },
+          },
+        },
+      },
       "/openapi.json": {
         get: {
           operationId: "openapi",

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as arrow from "apache-arrow";
 import { ARROW_STREAM_TYPE } from "../../src/http/arrow-ingest.ts";
+import { DASHBOARD_PATHS } from "../../src/http/dashboard.ts";
 import { testApp } from "../support/harness.ts";
 
 type T = Awaited<ReturnType<typeof testApp>>;
@@ -19,7 +20,7 @@ type Json = any;
  * part of the API. Only static assets belong here, as Hono paths (e.g. "/assets/*"); the dashboard
  * page itself is an API route and must be documented.
  */
-const STATIC_ASSET_ROUTES: readonly string[] = [];
+const STATIC_ASSET_ROUTES: readonly string[] = DASHBOARD_PATHS.filter((p) => p.startsWith("/dashboard/"));
 
 const HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
