@@ -1,0 +1,90 @@
+/**
+ * The audit log: one JSON line per request that presented credentials to a protected route.
+ *
+ * A line has the logger's envelope (`time`, `level` "info", `msg` "audit") and the fields of
+ * {@link AuditEntry}; it never holds a token string (there is no field for one). Lines are written
+ * whatever `PULSE_LOG_LEVEL` is: the audit trail is not a debug aid. They go to stderr with the other
+ * log lines, or are appended to their own file (`PULSE_AUDIT_LOG`). Lines of one event-loop turn are
+ * written together in one write (cheap under load); {@link AuditLog.flush} writes at once (shutdown).
+ *
+ * @module
+ */
+import * as fs from "node:fs";
+
+/** One audited request. */
+export interface AuditEntry {
+  /** The token's id ("admin" for the admin token); null when no valid token was presented. */
+  token_id: string | null;
+  /** The token's name; null when no valid token was presented. */
+  token_name: string | null;
+  method: string;
+  /** The route pattern (`/metrics/heart-rate`, `/tokens/{id}`, ...), not the raw path. */
+  route: string;
+  /** The user the request was about: one id, the distinct ids of a batch (at most 100), or null. */
+  user_id: string | string[] | null;
+  status: number;
+  duration_ms: number;
+  /** Why a request got 401 (`missing`, `malformed`, `unknown`, `expired`). */
+  reason?: string;
+  /** For `DELETE /tokens/{id}`: the id of the token revoked. */
+  target_id?: string;
+}
+
+/**
+ * Buffered audit line writer.
+ *
+ * @example
+ * ```ts
+ * const audit = AuditLog.toFile("/var/log/pulsedb-audit.log");
+ * audit.record({ token_id: "admin", token_name: "admin", method: "GET", route: "/tokens", user_id: null, status: 200, duration_ms: 0.4 });
+ * audit.flush();
+ * ```
+ */
+export class AuditLog {
+  #pending: string[] = [];
+  #scheduled = false;
+  readonly #write: (text: string) => void;
+
+  /** `write` receives whole lines, each ending in a newline. */
+  constructor(write: (text: string) => void) {
+    this.#write = write;
+  }
+
+  /** Audit lines on stderr, with the other log lines. */
+  static toStderr(): AuditLog {
+    return new AuditLog((text) => process.stderr.write(text));
+  }
+
+  /** Audit lines appended to `file` (created if missing). */
+  static toFile(file: string): AuditLog {
+    const fd = fs.openSync(file, "a");
+    return new AuditLog((text) => fs.writeSync(fd, text));
+  }
+
+  /** Queues one line; it is written at the end of this event-loop turn. */
+  record(entry: AuditEntry): void {
+    this.#pending.push(
+      `{"time":"${new Date().toISOString()}","level":"info","msg":"audit",${JSON.stringify(entry).slice(1)}\n`,
+    );
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes every queued line now. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.length === 0) return;
+    const text = this.#pending.join("");
+    this.#pending = [];
+    try {
+      this.#write(text);
+    } catch (err) {
+      // A full disk must not stop the server; say so on stderr (the lines hold no secret).
+      process.stderr.write(
+        `${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "audit write failed", code: (err as NodeJS.ErrnoException).code })}\n${text}`,
+      );
+    }
+  }
+}
