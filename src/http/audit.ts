@@ -11,6 +11,9 @@
  */
 import * as fs from "node:fs";
 
+/** Queued lines past which a write happens at once. */
+const MAX_PENDING = 256;
+
 /** One audited request. */
 export interface AuditEntry {
   /** The token's id ("admin" for the admin token); null when no valid token was presented. */
@@ -66,7 +69,8 @@ export class AuditLog {
     this.#pending.push(
       `{"time":"${new Date().toISOString()}","level":"info","msg":"audit",${JSON.stringify(entry).slice(1)}\n`,
     );
-    if (!this.#scheduled) {
+    if (this.#pending.length >= MAX_PENDING) this.flush();
+    else if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
     }
