@@ -87,7 +87,14 @@ export class AuditLog {
     } catch (err) {
       // A full disk must not stop the server; say so on stderr (the lines hold no secret).
       process.stderr.write(
-        `${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "audit write failed", code: (err as NodeJS.ErrnoException).code })}\n${text}`,
+        `${
+          JSON.stringify({
+            time: new Date().toISOString(),
+            level: "error",
+            msg: "audit write failed",
+            code: (err as NodeJS.ErrnoException).code,
+          })
+        }\n${text}`,
       );
     }
   }

@@ -170,6 +170,11 @@ export class AccessControl {
       status: 401,
       duration_ms: 0,
     };
+    // GET and DELETE name their user(s) in the query; a POST's are checked in checkReadings.
+    const users = route === DATA_ROUTE && method !== "POST" ? c.req.queries("user_id") : undefined;
+    if (users !== undefined && users.length > 0) {
+      entry.user_id = users.length === 1 ? users[0] : users.slice(0, AUDIT_USERS);
+    }
     if (route === "/tokens/{id}") entry.target_id = path.slice("/tokens/".length, "/tokens/".length + 64);
     if ("denial" in who) {
       if (who.record !== undefined) {
@@ -186,11 +191,6 @@ export class AccessControl {
     }
     entry.token_id = who.id;
     entry.token_name = who.name;
-    // GET and DELETE name their user(s) in the query; a POST's are checked in checkReadings.
-    const users = route === DATA_ROUTE && method !== "POST" ? c.req.queries("user_id") : undefined;
-    if (users !== undefined && users.length > 0) {
-      entry.user_id = users.length === 1 ? users[0] : users.slice(0, AUDIT_USERS);
-    }
     let refusal: Response | undefined;
     if (need === "admin") {
       if (!who.admin) refusal = forbidden("Only the admin token may manage tokens.");

@@ -32,7 +32,6 @@ const TIMESTAMP_MESSAGE =
 export const newTokenSchema = z.strictObject({
   name: z
     .string({ error: (i) => (i.input === undefined ? "name is required" : "name must be a string") })
-    // deno-lint-ignore no-control-regex -- refusing control characters is the point
     .regex(new RegExp(`^[^\\u0000-\\u001f\\u007f]{1,${MAX_TOKEN_NAME}}$`), {
       error: `name must be 1 to ${MAX_TOKEN_NAME} characters, without control characters`,
     })

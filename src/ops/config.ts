@@ -159,7 +159,8 @@ export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: s
   {
     name: "PULSE_ADMIN_TOKEN",
     default: "",
-    meaning: "The admin token (at least 32 characters); required with PULSE_AUTH=on unless PULSE_ADMIN_TOKEN_FILE is set.",
+    meaning:
+      "The admin token (at least 32 characters); required with PULSE_AUTH=on unless PULSE_ADMIN_TOKEN_FILE is set.",
   },
   {
     name: "PULSE_ADMIN_TOKEN_FILE",
@@ -285,7 +286,13 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
  * The start-up rules of access control. Messages name variables, never a token's value.
  */
 function accessControl(
-  e: { HOST: string; PULSE_AUTH?: "on" | "off"; PULSE_ADMIN_TOKEN?: string; PULSE_ADMIN_TOKEN_FILE?: string; PULSE_AUDIT_LOG?: string },
+  e: {
+    HOST: string;
+    PULSE_AUTH?: "on" | "off";
+    PULSE_ADMIN_TOKEN?: string;
+    PULSE_ADMIN_TOKEN_FILE?: string;
+    PULSE_AUDIT_LOG?: string;
+  },
 ): Pick<Config, "auth" | "adminToken" | "auditLog"> {
   let auth = e.PULSE_AUTH;
   if (auth === undefined) {
@@ -309,7 +316,9 @@ function accessControl(
       token = fs.readFileSync(e.PULSE_ADMIN_TOKEN_FILE, "utf8").replace(/\r?\n$/, "");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
-      throw new ConfigError(`invalid configuration: PULSE_ADMIN_TOKEN_FILE: cannot read ${e.PULSE_ADMIN_TOKEN_FILE} (${code})`);
+      throw new ConfigError(
+        `invalid configuration: PULSE_ADMIN_TOKEN_FILE: cannot read ${e.PULSE_ADMIN_TOKEN_FILE} (${code})`,
+      );
     }
   }
   if (token === undefined) {
@@ -318,7 +327,9 @@ function accessControl(
     );
   }
   if (token.length < MIN_ADMIN_TOKEN_LENGTH) {
-    throw new ConfigError(`invalid configuration: ${name}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+    throw new ConfigError(
+      `invalid configuration: ${name}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`,
+    );
   }
   if (!/^[\x21-\x7e]+$/.test(token) || token.length > 4096) {
     throw new ConfigError(

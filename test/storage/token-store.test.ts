@@ -60,7 +60,10 @@ describe("token store", () => {
     try {
       const store = TokenStore.load(dir);
       const made = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => store.create({ name: `t${i}`, users: "*", scopes: ["read"], expiresAt: null })),
+        Array.from(
+          { length: 20 },
+          (_, i) => store.create({ name: `t${i}`, users: "*", scopes: ["read"], expiresAt: null }),
+        ),
       );
       await Promise.all(made.slice(0, 10).map((m) => store.revoke(m.record.id)));
       const again = TokenStore.load(dir);
