@@ -54,6 +54,7 @@ export interface AccessControlOptions {
 
 const DATA_ROUTE = "/metrics/heart-rate";
 const ADMIN_ID = "admin";
+const TOKEN_ID = /^[0-9a-f]{16}$/;
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 /** At most this many distinct users of a batch are named in its audit line. */
 const AUDIT_USERS = 100;
@@ -175,7 +176,10 @@ export class AccessControl {
     if (users !== undefined && users.length > 0) {
       entry.user_id = users.length === 1 ? users[0] : users.slice(0, AUDIT_USERS);
     }
-    if (route === "/tokens/{id}") entry.target_id = path.slice("/tokens/".length, "/tokens/".length + 64);
+    if (route === "/tokens/{id}") {
+      const id = path.slice("/tokens/".length);
+      entry.target_id = TOKEN_ID.test(id) ? id : "(not a token id)";
+    }
     if ("denial" in who) {
       if (who.record !== undefined) {
         entry.token_id = who.record.id;
