@@ -493,6 +493,24 @@ describe("access control: /tokens, open routes and the audit log", () => {
     assert.equal((await t.app.request("/no-such-page")).status, 404);
   });
 
+  it("/openapi.json declares the bearer scheme, the /tokens routes, and 401/403 on protected operations", async () => {
+    const text = await (await t.app.request("/openapi.json")).text();
+    assert.doesNotMatch(text, /pdb_[0-9a-f]{64}/, "no real-looking token in an example");
+    assert.ok(!text.includes(ADMIN));
+    const doc = JSON.parse(text);
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth.type, "http");
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth.scheme, "bearer");
+    assert.ok(doc.paths["/tokens"].post && doc.paths["/tokens"].get && doc.paths["/tokens/{id}"].delete);
+    assert.ok(doc.paths["/tokens"].post.responses["201"]);
+    for (const [p, method] of [[ROUTE, "get"], [ROUTE, "post"], ["/metrics", "get"], ["/tokens", "post"]]) {
+      const op = doc.paths[p][method];
+      assert.deepEqual(op.security, [{ bearerAuth: [] }], `${method} ${p}`);
+      assert.ok(op.responses["401"] && op.responses["403"], `${method} ${p}`);
+    }
+    for (const p of ["/health", "/ready", "/openapi.json"]) assert.deepEqual(doc.paths[p].get.security, []);
+    assert.deepEqual(doc.components.schemas.NewToken.required.sort(), ["name", "scopes", "users"]);
+  });
+
   it("writes one audit line per request to a protected route, with token id and name, never the token", async () => {
     const made = await createToken(t, { name: "auditor", users: ["u1"], scopes: ["read", "write"] });
     t.flushAudit();
