@@ -2,11 +2,13 @@
  * Ingest benchmark (issue 4), one run, same connections and duration for every row:
  *   (a) a bare Hono route on the same runtime (the ceiling),
  *   (b) pulsedb's single-reading POST, durable (fsync before the answer), no flush during the run,
+ *   (b-auth) the same with access control on (PULSE_AUTH=on, a write token, audit lines to a file),
  *   (b') the same while flushes and compactions run all the time (small memtable, eager compaction),
  *   (c) JSON batches of 1,000 readings,
  *   (d) Arrow IPC batches.
  *
  *   npm run bench:ingest -- [--duration 10] [--connections 50] [--runtime node|deno] [--arrow-rows 100000]
+ *   npm run bench:ingest -- --only auth [--rounds 2]   # only (b) and (b-auth), alternated, best of each
  *
  * Servers run as child processes; autocannon (the client) runs in this process.
  */
@@ -105,6 +107,7 @@ async function load(
   bodies: Array<string | Buffer>,
   perRequest: number,
   contentType = "application/json",
+  extraHeaders: Record<string, string> = {},
 ): Promise<Row> {
   let next = 0;
   const result = await autocannon({
@@ -112,7 +115,7 @@ async function load(
     connections,
     duration,
     method: "POST",
-    headers: { "content-type": contentType },
+    headers: { "content-type": contentType, ...extraHeaders },
     requests: [{
       method: "POST",
       setupRequest: (req: Record<string, unknown>) => {
@@ -160,12 +163,13 @@ const quiet = {
   PULSE_CACHE_ENTRIES: "0",
 };
 
-rows.push(
-  await withServer({}, (s) => load("(a) bare Hono route (ceiling)", s.url, singles, 1), "bench/bare-server.ts"),
-);
-console.log(`  ${rows.at(-1)!.name}: ${Math.round(rows.at(-1)!.reqPerSec)} req/s`);
-
 const dirs: string[] = [];
+const report = (row: Row) =>
+  console.log(
+    `  ${row.name}: ${Math.round(row.reqPerSec)} req/s, ${
+      Math.round(row.readingsPerSec)
+    } readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`,
+  );
 const run = async (
   name: string,
   env: Record<string, string>,
@@ -177,14 +181,72 @@ const run = async (
   dirs.push(dir);
   const row = await withServer({ PULSE_DATA_DIR: dir, ...env }, (s) => load(name, s.url, bodies, per, type));
   rows.push(row);
-  console.log(
-    `  ${row.name}: ${Math.round(row.reqPerSec)} req/s, ${
-      Math.round(row.readingsPerSec)
-    } readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`,
-  );
+  report(row);
 };
 
+/** (b) with access control on: a write token for the bench's users, audit lines appended to a file. */
+const ADMIN = "bench-admin-token-0123456789abcdef-0123456789";
+async function runAuth(name: string): Promise<Row> {
+  const dir = tempData();
+  dirs.push(dir);
+  const env = {
+    ...quiet,
+    PULSE_DATA_DIR: path.join(dir, "data"),
+    PULSE_AUTH: "on",
+    PULSE_ADMIN_TOKEN: ADMIN,
+    PULSE_AUDIT_LOG: path.join(dir, "audit.log"),
+  };
+  return await withServer(env, async (s) => {
+    const res = await fetch(`${s.url}/tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "bench device",
+        users: Array.from({ length: 10 }, (_, i) => `user_${i}`),
+        scopes: ["write"],
+      }),
+    });
+    if (res.status !== 201) throw new Error(`POST /tokens answered ${res.status}: ${await res.text()}`);
+    const { token } = await res.json() as { token: string };
+    return load(name, s.url, singles, 1, "application/json", { authorization: `Bearer ${token}` });
+  });
+}
+
+if (opts.get("only") === "auth") {
+  // Alternate (b) and (b-auth) a few times and keep the best of each: on a shared machine the best
+  // is the least disturbed run.
+  const rounds = Number(opts.get("rounds") ?? 2);
+  let off: Row | undefined;
+  let on: Row | undefined;
+  for (let r = 0; r < rounds; r++) {
+    await run("(b) pulsedb single reading, durable, idle", quiet, singles, 1);
+    const b = rows.pop()!;
+    const a = await runAuth("(b-auth) same, PULSE_AUTH=on");
+    report(a);
+    if (off === undefined || b.reqPerSec > off.reqPerSec) off = b;
+    if (on === undefined || a.reqPerSec > on.reqPerSec) on = a;
+  }
+  printTable(
+    ["scenario (best of " + rounds + ")", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx"],
+    [off!, on!].map((r) => [r.name, Math.round(r.reqPerSec), r.p50, r.p99, r.errors, r.non2xx]),
+  );
+  console.log(
+    `\nauth on / auth off = ${(on!.reqPerSec / off!.reqPerSec).toFixed(3)} (cost ${
+      ((1 - on!.reqPerSec / off!.reqPerSec) * 100).toFixed(1)
+    }%)`,
+  );
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  process.exit(0);
+}
+
+rows.push(
+  await withServer({}, (s) => load("(a) bare Hono route (ceiling)", s.url, singles, 1), "bench/bare-server.ts"),
+);
+console.log(`  ${rows.at(-1)!.name}: ${Math.round(rows.at(-1)!.reqPerSec)} req/s`);
+
 await run("(b) pulsedb single reading, durable, idle", quiet, singles, 1);
+rows.push(await runAuth("(b-auth) same, PULSE_AUTH=on"));
+report(rows.at(-1)!);
 await run(
   "(b') same, flush + compaction running",
   {
@@ -218,8 +280,8 @@ printTable(
 );
 console.log();
 console.log(
-  `(b)/(a) = ${(rows[1].reqPerSec / rows[0].reqPerSec).toFixed(2)}   p99 (b') / p99 (b) = ${
-    (rows[2].p99 / Math.max(rows[1].p99, 1)).toFixed(2)
-  }`,
+  `(b)/(a) = ${(rows[1].reqPerSec / rows[0].reqPerSec).toFixed(2)}   (b-auth)/(b) = ${
+    (rows[2].reqPerSec / rows[1].reqPerSec).toFixed(3)
+  }   p99 (b') / p99 (b) = ${(rows[3].p99 / Math.max(rows[1].p99, 1)).toFixed(2)}`,
 );
 for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
