@@ -12,6 +12,8 @@ import { createApp } from "../../src/http/app.ts";
 import { AccessControl } from "../../src/http/auth.ts";
 import { AuditLog } from "../../src/http/audit.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
+import { testConfig } from "../../src/ops/config.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
 import { type Scope, SCOPES, TokenStore } from "../../src/storage/token-store.ts";
 import { type PulseDb } from "../../src/pulsedb.ts";
 import { DAY0, openTestDb, removeDir, tempDir, testApp } from "../support/harness.ts";
@@ -423,6 +425,74 @@ describe("access control: 401", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe("access control: hostile queries and start-up", () => {
+  it("fuzzed query strings with a token for one user never get a 500, and never read another user", async () => {
+    const t = await authApp();
+    try {
+      const { token } = await createToken(t, { name: "one user", users: ["u1"], scopes: ["read", "delete"] });
+      const part = fc.oneof(
+        fc.constantFrom(
+          "user_id=u1",
+          "user_id=u2",
+          "user_id=",
+          "user_id",
+          "user_id=%75%31",
+          "user_id=%E0%A4%A",
+          "%",
+          "&&",
+        ),
+        fc.string({ unit: "binary-ascii", maxLength: 30 }).map((v) => "user_id=" + encodeURIComponent(v)),
+        fc.string({ maxLength: 20 }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(part, { maxLength: 4 }), fc.constantFrom("GET", "DELETE"), async (parts, method) => {
+          const qs = parts.join("&") + "&" + RANGE;
+          let res: Response;
+          try {
+            res = await t.app.request(`${ROUTE}?${qs}`, { method, headers: bearer(token) });
+          } catch {
+            return; // not a URL a client could send
+          }
+          assert.ok(res.status < 500, `${res.status} for ${method} ?${qs}`);
+          if (res.status === 200 && method === "GET") {
+            const body = await res.json();
+            assert.equal(body.user_id, "u1", `read ${body.user_id} with a token for u1 (?${qs})`);
+          } else await res.body?.cancel();
+        }),
+        { numRuns: RUNS },
+      );
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("/tokens answers 503 with Retry-After until the engine is open (never written by a process without the lock)", async () => {
+    const dir = tempDir();
+    try {
+      const store = TokenStore.load(dir);
+      const access = new AccessControl({
+        adminToken: ADMIN,
+        store,
+        audit: new AuditLog(() => {}),
+        maxBodyBytes: 1 << 20,
+      });
+      const config = testConfig({ dataDir: dir });
+      const app = createApp({ engine: () => undefined, metrics: new Metrics(), config, log: silentLogger, access });
+      const res = await app.request("/tokens", {
+        method: "POST",
+        headers: bearer(ADMIN),
+        body: JSON.stringify({ name: "x", users: "*", scopes: ["read"] }),
+      });
+      await expectProblem(res, 503);
+      assert.equal(res.headers.get("retry-after"), "1");
+      assert.equal(store.size, 0);
+      await expect401(await app.request("/tokens"));
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 
