@@ -162,6 +162,22 @@ describe("access control start-up rules", () => {
   });
 });
 
+describe("access control: a damaged token file", () => {
+  it("stops start-up with exit code 1, naming the file", () => {
+    const dir = tempDir();
+    try {
+      fs.mkdirSync(path.join(dir, "auth"));
+      fs.writeFileSync(path.join(dir, "auth", "tokens.json"), "{ half a file");
+      const r = startupFailure({ HOST: "127.0.0.1", PULSE_AUTH: "on", PULSE_ADMIN_TOKEN: ADMIN, PULSE_DATA_DIR: dir });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^pulsedb: access control cannot start: the token file .*tokens\.json is damaged/m);
+      assert.ok(!r.stderr.includes(ADMIN));
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 describe("access control in the daemon", () => {
   it("tokens and revocations survive kill -9; no secret in any log line, audit line, metric, document or data file", async () => {
     const dir = tempDir();
