@@ -8,7 +8,7 @@
  *   (d) Arrow IPC batches.
  *
  *   npm run bench:ingest -- [--duration 10] [--connections 50] [--runtime node|deno] [--arrow-rows 100000]
- *   npm run bench:ingest -- --only auth [--rounds 2]   # only (b) and (b-auth), alternated, best of each
+ *   npm run bench:ingest -- --only auth [--rounds 2] [--audit file|stderr]   # only (b) and (b-auth), alternated
  *
  * Servers run as child processes; autocannon (the client) runs in this process.
  */
@@ -194,7 +194,8 @@ async function runAuth(name: string): Promise<Row> {
     PULSE_DATA_DIR: path.join(dir, "data"),
     PULSE_AUTH: "on",
     PULSE_ADMIN_TOKEN: ADMIN,
-    PULSE_AUDIT_LOG: path.join(dir, "audit.log"),
+    // --audit stderr: audit lines to the server's stderr (the bench drops it) instead of a file.
+    PULSE_AUDIT_LOG: opts.get("audit") === "stderr" ? "" : path.join(dir, "audit.log"),
   };
   return await withServer(env, async (s) => {
     const res = await fetch(`${s.url}/tokens`, {
@@ -218,11 +219,25 @@ if (opts.get("only") === "auth") {
   const rounds = Number(opts.get("rounds") ?? 2);
   let off: Row | undefined;
   let on: Row | undefined;
-  for (let r = 0; r < rounds; r++) {
+  const runOff = async () => {
     await run("(b) pulsedb single reading, durable, idle", quiet, singles, 1);
-    const b = rows.pop()!;
+    return rows.pop()!;
+  };
+  const runOn = async () => {
     const a = await runAuth("(b-auth) same, PULSE_AUTH=on");
     report(a);
+    return a;
+  };
+  for (let r = 0; r < rounds; r++) {
+    // The order alternates too, so that a drift in the machine's load does not favour one side.
+    let a: Row, b: Row;
+    if (r % 2 === 0) {
+      b = await runOff();
+      a = await runOn();
+    } else {
+      a = await runOn();
+      b = await runOff();
+    }
     if (off === undefined || b.reqPerSec > off.reqPerSec) off = b;
     if (on === undefined || a.reqPerSec > on.reqPerSec) on = a;
   }

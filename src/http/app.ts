@@ -153,7 +153,7 @@ export function createApp(deps: AppDeps): Hono {
       return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     }
     // Access control: every reading's user must be the token's, checked before anything is written.
-    const denied = access?.checkReadings(c.req.raw, parsed.readings);
+    const denied = access?.checkReadings(c, parsed.readings);
     if (denied !== undefined) return denied;
     try {
       await engine.write(parsed.readings);

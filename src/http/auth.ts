@@ -19,20 +19,20 @@
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
-import type { MiddlewareHandler } from "hono";
+import * as crypto from "node:crypto";
+import { Buffer } from "node:buffer";
+import type { Context, MiddlewareHandler } from "hono";
 import type { Reading } from "../reading.ts";
-import { type Scope, SCOPES, type TokenRecord, type TokenStore } from "../storage/token-store.ts";
+import { hashToken, type Scope, SCOPES, type TokenRecord, type TokenStore } from "../storage/token-store.ts";
 import type { AuditEntry, AuditLog } from "./audit.ts";
 import { problem, problemResponse } from "./problem.ts";
 import { readBody } from "./read-body.ts";
 
-/** Who is making a request. */
+/** Who is making a request: the admin, or an issued token's record. */
 export interface Principal {
   /** Token id, or "admin". */
   readonly id: string;
   readonly name: string;
-  readonly admin: boolean;
   readonly users: "*" | ReadonlySet<string>;
   readonly scopes: ReadonlySet<Scope>;
 }
@@ -54,6 +54,8 @@ export interface AccessControlOptions {
 
 const DATA_ROUTE = "/metrics/heart-rate";
 const ADMIN_ID = "admin";
+/** The context variable holding a request's {@link RequestState}. */
+const STATE_KEY = "pulsedb.access";
 const TOKEN_ID = /^[0-9a-f]{16}$/;
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
 /** At most this many distinct users of a batch are named in its audit line. */
@@ -88,29 +90,23 @@ interface RequestState {
  * const access = new AccessControl({ adminToken, store: TokenStore.load(dir), audit: AuditLog.toStderr(), maxBodyBytes });
  * app.use("*", access.middleware);
  * // in the POST handler, after parsing:
- * const denied = access.checkReadings(c.req.raw, readings);
+ * const denied = access.checkReadings(c, readings);
  * if (denied) return denied;
  * ```
  */
 export class AccessControl {
   readonly store: TokenStore;
   readonly now: () => number;
+  /** SHA-256 of the admin token, hex digits as bytes (compared with timingSafeEqual). */
   readonly #adminHash: Buffer;
   readonly #audit: AuditLog;
   readonly #maxBodyBytes: number;
-  readonly #requests = new WeakMap<Request, RequestState>();
-  readonly #admin: Principal = {
-    id: ADMIN_ID,
-    name: ADMIN_ID,
-    admin: true,
-    users: "*",
-    scopes: new Set(SCOPES),
-  };
+  readonly #admin: Principal = { id: ADMIN_ID, name: ADMIN_ID, users: "*", scopes: new Set(SCOPES) };
 
   constructor(opts: AccessControlOptions) {
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
-    this.#adminHash = createHash("sha256").update(opts.adminToken).digest();
+    this.#adminHash = Buffer.from(hashToken(opts.adminToken), "latin1");
     this.#audit = opts.audit;
     this.#maxBodyBytes = opts.maxBodyBytes;
   }
@@ -128,12 +124,13 @@ export class AccessControl {
     if (authorization === undefined) return { denial: "missing" };
     const m = BEARER.exec(authorization);
     if (m === null) return { denial: "malformed" };
-    const hash = createHash("sha256").update(m[1]).digest();
-    if (timingSafeEqual(hash, this.#adminHash)) return this.#admin;
-    const record = this.store.lookup(hash.toString("hex"));
+    const hash = hashToken(m[1]);
+    // Both sides are 64 hex digits: the comparison takes the same time wherever they differ.
+    if (crypto.timingSafeEqual(Buffer.from(hash, "latin1"), this.#adminHash)) return this.#admin;
+    const record = this.store.lookup(hash);
     if (record === undefined) return { denial: "unknown" };
     if (record.expiresAt !== null && this.now() >= record.expiresAt) return { denial: "expired", record };
-    return { id: record.id, name: record.name, admin: false, users: record.users, scopes: record.scopes };
+    return record;
   }
 
   /** The middleware: authenticates protected routes, checks scope and query users, writes the audit line. */
@@ -172,7 +169,7 @@ export class AccessControl {
       duration_ms: 0,
     };
     // GET and DELETE name their user(s) in the query; a POST's are checked in checkReadings.
-    const users = route === DATA_ROUTE && method !== "POST" ? c.req.queries("user_id") : undefined;
+    const users = route === DATA_ROUTE && method !== "POST" ? queryUsers(c) : undefined;
     if (users !== undefined && users.length > 0) {
       entry.user_id = users.length === 1 ? users[0] : users.slice(0, AUDIT_USERS);
     }
@@ -197,8 +194,8 @@ export class AccessControl {
     entry.token_name = who.name;
     let refusal: Response | undefined;
     if (need === "admin") {
-      if (!who.admin) refusal = forbidden("Only the admin token may manage tokens.");
-    } else if (need !== undefined && !who.scopes.has(need)) {
+      if (who !== this.#admin) refusal = forbidden("Only the admin token may manage tokens.");
+    } else if (need !== undefined && who !== this.#admin && !who.scopes.has(need)) {
       refusal = forbidden(`This token does not have the \`${need}\` scope.`, {
         "www-authenticate": `${REALM}, error="insufficient_scope", scope="${need}"`,
       });
@@ -212,7 +209,7 @@ export class AccessControl {
       return refusal;
     }
     const state: RequestState = { principal: who, users: entry.user_id };
-    this.#requests.set(c.req.raw, state);
+    c.set(STATE_KEY, state);
     try {
       await next();
     } finally {
@@ -226,8 +223,8 @@ export class AccessControl {
    * undefined. Call it after parsing and before writing. Without access control for this request
    * (no state recorded by the middleware) it answers undefined.
    */
-  checkReadings(req: Request, readings: readonly Reading[]): Response | undefined {
-    const state = this.#requests.get(req);
+  checkReadings(c: Context, readings: readonly Reading[]): Response | undefined {
+    const state = c.get(STATE_KEY) as RequestState | undefined;
     if (state === undefined) return undefined;
     state.users = usersOf(readings);
     const allowed = state.principal.users;
@@ -253,6 +250,23 @@ export class AccessControl {
       // the client went away
     }
   }
+}
+
+/**
+ * Every `user_id` of the query, as Hono decodes them (the handler reads the first with
+ * `c.req.query`). The common URL, with one plain `user_id` and no percent-encoding, takes Hono's
+ * fast single lookup; anything else (repeats, encoded names or values) the full parse.
+ */
+function queryUsers(c: Context): string[] | undefined {
+  const url = c.req.url;
+  const q = url.indexOf("?");
+  if (q < 0) return undefined;
+  const first = url.indexOf("user_id", q);
+  if (first >= 0 && url.indexOf("user_id", first + 7) < 0 && url.indexOf("%", q) < 0) {
+    const v = c.req.query("user_id");
+    return v === undefined ? undefined : [v];
+  }
+  return c.req.queries("user_id");
 }
 
 function forbidden(detail: string, headers?: Record<string, string>): Response {

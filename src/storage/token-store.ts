@@ -13,6 +13,7 @@
  *
  * @module
  */
+import * as crypto from "node:crypto";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -70,8 +71,13 @@ interface StoredToken {
  * ```
  */
 export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
+  return oneShotHash !== undefined
+    ? oneShotHash("sha256", token, "hex")
+    : createHash("sha256").update(token).digest("hex");
 }
+
+/** `crypto.hash` (Node >= 20.12, Deno 2): a one-shot digest, several times cheaper than a Hash object. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string }).hash;
 
 /**
  * A fresh token string: `pdb_` and 64 hex digits (256 random bits).
