@@ -34,6 +34,19 @@ interface Row {
   p99: number;
   errors: number;
   non2xx: number;
+  /** Server CPU time (user + system) per answered request, µs; NaN where /proc is not available. */
+  cpuPerReq: number;
+}
+
+/** CPU time (user + system) of process `pid` so far, in µs, from /proc (Linux); NaN elsewhere. */
+function processCpuMicros(pid: number | undefined): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100); // utime + stime, in 1/100 s
+  } catch {
+    return NaN;
+  }
 }
 
 /** Bodies cycled by the client: distinct identities (10 users x 2 devices x time). */
@@ -108,8 +121,10 @@ async function load(
   perRequest: number,
   contentType = "application/json",
   extraHeaders: Record<string, string> = {},
+  pid?: number,
 ): Promise<Row> {
   let next = 0;
+  const cpu0 = processCpuMicros(pid);
   const result = await autocannon({
     url: `${url}/metrics/heart-rate`,
     connections,
@@ -125,7 +140,9 @@ async function load(
     }],
   });
   const ok = result.requests.total - result.non2xx;
+  const cpuPerReq = (processCpuMicros(pid) - cpu0) / Math.max(result.requests.total, 1);
   return {
+    cpuPerReq,
     name,
     reqPerSec: result.requests.average,
     readingsPerSec: (ok * perRequest) / duration,
@@ -149,6 +166,10 @@ async function withServer<T>(
   }
 }
 
+function median(xs: number[]): number {
+  return xs.slice().sort((x, y) => x - y)[xs.length >> 1];
+}
+
 function tempData(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "pulsedb-bench-ingest-"));
 }
@@ -168,7 +189,7 @@ const report = (row: Row) =>
   console.log(
     `  ${row.name}: ${Math.round(row.reqPerSec)} req/s, ${
       Math.round(row.readingsPerSec)
-    } readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`,
+    } readings/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}, server CPU ${Math.round(row.cpuPerReq)} µs/request`,
   );
 const run = async (
   name: string,
@@ -179,7 +200,10 @@ const run = async (
 ) => {
   const dir = tempData();
   dirs.push(dir);
-  const row = await withServer({ PULSE_DATA_DIR: dir, ...env }, (s) => load(name, s.url, bodies, per, type));
+  const row = await withServer(
+    { PULSE_DATA_DIR: dir, ...env },
+    (s) => load(name, s.url, bodies, per, type, {}, s.child.pid),
+  );
   rows.push(row);
   report(row);
 };
@@ -209,7 +233,7 @@ async function runAuth(name: string): Promise<Row> {
     });
     if (res.status !== 201) throw new Error(`POST /tokens answered ${res.status}: ${await res.text()}`);
     const { token } = await res.json() as { token: string };
-    return load(name, s.url, singles, 1, "application/json", { authorization: `Bearer ${token}` });
+    return load(name, s.url, singles, 1, "application/json", { authorization: `Bearer ${token}` }, s.child.pid);
   });
 }
 
@@ -219,6 +243,9 @@ if (opts.get("only") === "auth") {
   const rounds = Number(opts.get("rounds") ?? 2);
   let off: Row | undefined;
   let on: Row | undefined;
+  const ratios: number[] = [];
+  const cpuOffs: number[] = [];
+  const cpuOns: number[] = [];
   const runOff = async () => {
     await run("(b) pulsedb single reading, durable, idle", quiet, singles, 1);
     return rows.pop()!;
@@ -238,6 +265,9 @@ if (opts.get("only") === "auth") {
       a = await runOn();
       b = await runOff();
     }
+    ratios.push(a.reqPerSec / b.reqPerSec);
+    cpuOffs.push(b.cpuPerReq);
+    cpuOns.push(a.cpuPerReq);
     if (off === undefined || b.reqPerSec > off.reqPerSec) off = b;
     if (on === undefined || a.reqPerSec > on.reqPerSec) on = a;
   }
@@ -245,10 +275,17 @@ if (opts.get("only") === "auth") {
     ["scenario (best of " + rounds + ")", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx"],
     [off!, on!].map((r) => [r.name, Math.round(r.reqPerSec), r.p50, r.p99, r.errors, r.non2xx]),
   );
+  const cpuOff = median(cpuOffs);
+  const cpuOn = median(cpuOns);
   console.log(
-    `\nauth on / auth off = ${(on!.reqPerSec / off!.reqPerSec).toFixed(3)} (cost ${
-      ((1 - on!.reqPerSec / off!.reqPerSec) * 100).toFixed(1)
-    }%)`,
+    `\nserver CPU per request, median of ${rounds}: off ${Math.round(cpuOff)} µs, on ${Math.round(cpuOn)} µs ` +
+      `(auth costs ${((cpuOn / cpuOff - 1) * 100).toFixed(1)}% of the server's CPU per request)`,
+  );
+  const medianRatio = median(ratios);
+  console.log(
+    `\nauth on / auth off: best ${(on!.reqPerSec / off!.reqPerSec).toFixed(3)}, median of the ${rounds} paired rounds ${
+      medianRatio.toFixed(3)
+    } (cost ${((1 - medianRatio) * 100).toFixed(1)}%)`,
   );
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   process.exit(0);
