@@ -13,7 +13,7 @@
  * - GET and DELETE name their user in the query (`user_id`, every occurrence is checked) and are
  *   checked here, before the handler. A POST names its users in the body: the handler calls
  *   {@link AccessControl.checkReadings} after parsing and before writing (a batch with one foreign
- *   reading: 403, nothing stored).
+ *   reading: 403, nothing stored). Every handler that writes readings must make that call.
  * - Cost: one SHA-256 of the presented token, one constant-time comparison with the admin token's
  *   hash, one Map lookup by hash (constant time in the number of tokens), one audit line.
  *
@@ -116,8 +116,8 @@ export class AccessControl {
    *
    * @example
    * ```ts
-   * access.authenticate(undefined);           // "missing"
-   * access.authenticate("Bearer pdb_0123..."); // a Principal, or "unknown" / "expired"
+   * access.authenticate(undefined);           // { denial: "missing" }
+   * access.authenticate("Bearer pdb_0123..."); // the token's record, or { denial: "unknown" | "expired" }
    * ```
    */
   authenticate(authorization: string | undefined): Principal | { denial: Denial; record?: TokenRecord } {
