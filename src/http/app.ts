@@ -17,6 +17,8 @@ import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
 import { DASHBOARD_PATHS, dashboardRoutes } from "./dashboard.ts";
+import type { AccessControl } from "./auth.ts";
+import { tokenRoutes } from "./tokens.ts";
 
 const ROUTE = "/metrics/heart-rate";
 /** Bodies larger than this (or of unknown length) go through the large-body gate. */
@@ -38,11 +40,14 @@ const STOPPING = "pulsedb is shutting down.";
  *   `/ready`, `/metrics` and the data routes answer 503 with `Retry-After: 1`; `/health` answers 200.
  *   With a function, `metrics` is required and must be the registry the engine is opened with.
  * - `ready()`: false while the server shuts down (then `/ready` answers 503); default always true.
+ * - `access`: access control (PULSE_AUTH=on): bearer tokens and the `/tokens` routes; absent, the app
+ *   has neither (PULSE_AUTH=off).
  */
 export type AppDeps = {
   config: Pick<Config, "maxBodyBytes">;
   log: Logger;
   ready?: () => boolean;
+  access?: AccessControl;
 } & ({ engine: Engine; metrics?: Metrics } | { engine: () => Engine | undefined; metrics: Metrics });
 
 /**
@@ -95,6 +100,20 @@ export function createApp(deps: AppDeps): Hono {
     }
   });
 
+  // Access control (PULSE_AUTH=on): see auth.ts and tokens.ts. Off, nothing is mounted.
+  const access = deps.access;
+  if (access !== undefined) {
+    app.use("*", access.middleware);
+    app.route(
+      "/tokens",
+      tokenRoutes(access.store, {
+        now: access.now,
+        available: () => engineNow() !== undefined,
+        maxBodyBytes: deps.config.maxBodyBytes,
+      }),
+    );
+  }
+
   const decoder = new TextDecoder();
   // Large bodies (batches) are parsed and written a few at a time: see gate.ts.
   const largeBodies = new Gate(LARGE_BODY_CONCURRENCY);
@@ -145,6 +164,9 @@ export function createApp(deps: AppDeps): Hono {
       metrics.reject(parsed.status === 413 ? "batch_too_large" : "invalid", count);
       return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     }
+    // Access control: every reading's user must be the token's, checked before anything is written.
+    const denied = access?.checkReadings(c, parsed.readings);
+    if (denied !== undefined) return denied;
     try {
       await engine.write(parsed.readings);
     } catch (err) {
@@ -205,7 +227,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get("/openapi.json", () => new Response(openApiJson(), { status: 200, headers: JSON_HEADERS }));
 
-  app.route("/", dashboardRoutes());
+  app.route("/", dashboardRoutes({ authEnabled: access !== undefined }));
 
   app.notFound((c) => problemResponse(problem(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import * as fs from "node:fs";
 import { z } from "zod";
 import { ID_PATTERN } from "../reading.ts";
 
@@ -41,6 +42,63 @@ export interface Config {
   recovery: "none" | "rebuild-manifest";
   /** Test-only: the name of a crash point at which the process kills itself. */
   crashPoint: string | undefined;
+  /** Access control: "on" requires bearer tokens on the data routes, /metrics and /tokens. */
+  auth: "on" | "off";
+  /** The admin token (set when `auth` is "on"); prints as "[redacted]" in logs and JSON. */
+  adminToken: Secret | undefined;
+  /** A file the audit lines are appended to; undefined: the audit lines go to the normal log. */
+  auditLog: string | undefined;
+}
+
+/** Shortest admin token accepted. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/**
+ * A secret string that never prints: `JSON.stringify`, string conversion and `util.inspect` all
+ * give `"[redacted]"`; only {@link Secret.reveal} returns the value.
+ *
+ * @example
+ * ```ts
+ * const s = new Secret("x".repeat(32));
+ * JSON.stringify({ s }); // '{"s":"[redacted]"}'
+ * s.reveal();            // "xxxx..."
+ * ```
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  /** The secret itself. */
+  reveal(): string {
+    return this.#value;
+  }
+  toJSON(): string {
+    return "[redacted]";
+  }
+  toString(): string {
+    return "[redacted]";
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return "[redacted]";
+  }
+}
+
+/**
+ * Whether `host` is a loopback address: 127.0.0.0/8, `::1` (also bracketed or written out) or
+ * `localhost`.
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost("127.0.0.1"); // true
+ * isLoopbackHost("0.0.0.0");   // false
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^(?:::ffff:)?127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4 !== null && v4.slice(1).every((o) => Number(o) <= 255);
 }
 
 /** Raised for an invalid variable; `message` names the variable and the problem. */
@@ -92,6 +150,10 @@ const schema = z.object({
   PULSE_WAL_SALVAGE: z.enum(["0", "1"]).default("0"),
   PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
+  PULSE_AUTH: z.enum(["on", "off"]).optional(),
+  PULSE_ADMIN_TOKEN: z.string().optional(),
+  PULSE_ADMIN_TOKEN_FILE: z.string().optional(),
+  PULSE_AUDIT_LOG: z.string().optional(),
 });
 
 /**
@@ -129,6 +191,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
   }
   const e = parsed.data;
+  const access = accessControl(e);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -149,7 +212,65 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     walSalvage: e.PULSE_WAL_SALVAGE === "1",
     recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
+    ...access,
   };
+}
+
+/**
+ * The start-up rules of access control. Messages name variables, never a token's value.
+ */
+function accessControl(
+  e: {
+    HOST: string;
+    PULSE_AUTH?: "on" | "off";
+    PULSE_ADMIN_TOKEN?: string;
+    PULSE_ADMIN_TOKEN_FILE?: string;
+    PULSE_AUDIT_LOG?: string;
+  },
+): Pick<Config, "auth" | "adminToken" | "auditLog"> {
+  let auth = e.PULSE_AUTH;
+  if (auth === undefined) {
+    if (!isLoopbackHost(e.HOST)) {
+      throw new ConfigError(
+        `HOST=${e.HOST} is not a loopback address and PULSE_AUTH is not set: set PULSE_AUTH=on (with PULSE_ADMIN_TOKEN or PULSE_ADMIN_TOKEN_FILE) to require tokens, or PULSE_AUTH=off to serve without access control`,
+      );
+    }
+    auth = "off";
+  }
+  const auditLog = e.PULSE_AUDIT_LOG;
+  if (auth === "off") return { auth, adminToken: undefined, auditLog };
+  if (e.PULSE_ADMIN_TOKEN !== undefined && e.PULSE_ADMIN_TOKEN_FILE !== undefined) {
+    throw new ConfigError("invalid configuration: set only one of PULSE_ADMIN_TOKEN and PULSE_ADMIN_TOKEN_FILE");
+  }
+  let name = "PULSE_ADMIN_TOKEN";
+  let token = e.PULSE_ADMIN_TOKEN;
+  if (e.PULSE_ADMIN_TOKEN_FILE !== undefined) {
+    name = "PULSE_ADMIN_TOKEN_FILE";
+    try {
+      token = fs.readFileSync(e.PULSE_ADMIN_TOKEN_FILE, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+      throw new ConfigError(
+        `invalid configuration: PULSE_ADMIN_TOKEN_FILE: cannot read ${e.PULSE_ADMIN_TOKEN_FILE} (${code})`,
+      );
+    }
+  }
+  if (token === undefined) {
+    throw new ConfigError(
+      "invalid configuration: PULSE_AUTH=on needs an admin token: set PULSE_ADMIN_TOKEN or PULSE_ADMIN_TOKEN_FILE",
+    );
+  }
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH) {
+    throw new ConfigError(
+      `invalid configuration: ${name}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`,
+    );
+  }
+  if (!/^[\x21-\x7e]+$/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      `invalid configuration: ${name}: the admin token must be at most 4096 printable ASCII characters without spaces`,
+    );
+  }
+  return { auth, adminToken: new Secret(token), auditLog };
 }
 
 /**

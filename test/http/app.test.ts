@@ -684,7 +684,7 @@ describe("problem JSON, routes and methods", () => {
 
   const unknown: Array<[string, string]> = [
     ["GET", "/nope"],
-    ["GET", "/"],
+    ["GET", "/index.html"],
     ["POST", "/metrics/heart-rates"],
     ["GET", "/metrics/heart-rate/extra"],
     ["DELETE", "/health/x"],

@@ -9,6 +9,12 @@ import assert from "node:assert/strict";
 import * as arrow from "apache-arrow";
 import { ARROW_STREAM_TYPE } from "../../src/http/arrow-ingest.ts";
 import { DASHBOARD_PATHS } from "../../src/http/dashboard.ts";
+import type { Hono } from "hono";
+import { createApp } from "../../src/http/app.ts";
+import { AuditLog } from "../../src/http/audit.ts";
+import { AccessControl } from "../../src/http/auth.ts";
+import { silentLogger } from "../../src/ops/logger.ts";
+import { TokenStore } from "../../src/storage/token-store.ts";
 import { testApp } from "../support/harness.ts";
 
 type T = Awaited<ReturnType<typeof testApp>>;
@@ -35,9 +41,9 @@ function mediaType(contentType: string | null): string {
 }
 
 /** The operations the app serves: `METHOD /openapi/path`, from `app.routes`. */
-function servedOperations(t: T): string[] {
+function servedOperations(apps: readonly Hono[]): string[] {
   const ops = new Set<string>();
-  for (const r of t.app.routes) {
+  for (const r of apps.flatMap((a) => a.routes)) {
     if (STATIC_ASSET_ROUTES.includes(r.path)) continue;
     if (r.method === "ALL") continue; // middleware ("/*") and 405 fallbacks; checked below
     ops.add(`${r.method} ${openApiPath(r.path)}`);
@@ -126,8 +132,17 @@ const PROBES: Probe[] = [
 describe("/openapi.json covers every route and content type the app serves", () => {
   let t: T;
   let doc: Json;
+  /** The same engine with access control on: it also serves /tokens. */
+  let apps: Hono[];
   before(async () => {
     t = await testApp();
+    const access = new AccessControl({
+      adminToken: "a".repeat(32),
+      store: TokenStore.load(t.dir),
+      audit: new AuditLog(() => {}),
+      maxBodyBytes: t.engine.config.maxBodyBytes,
+    });
+    apps = [t.app, createApp({ engine: t.engine, config: t.engine.config, log: silentLogger, access })];
     doc = await (await t.app.request("/openapi.json")).json();
   });
   after(async () => {
@@ -136,12 +151,12 @@ describe("/openapi.json covers every route and content type the app serves", () 
 
   it("documents every route registered on the app, with its method", () => {
     const documented = new Set(documentedOperations(doc));
-    const missing = servedOperations(t).filter((op) => !documented.has(op));
+    const missing = servedOperations(apps).filter((op) => !documented.has(op));
     assert.deepEqual(missing, [], `served but not in /openapi.json: ${missing.join(", ")}`);
   });
 
   it("documents no operation the app does not serve", () => {
-    const served = new Set(servedOperations(t));
+    const served = new Set(servedOperations(apps));
     const ghosts = documentedOperations(doc).filter((op) => !served.has(op));
     assert.deepEqual(ghosts, [], `in /openapi.json but not served: ${ghosts.join(", ")}`);
   });
