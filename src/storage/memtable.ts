@@ -18,6 +18,7 @@ import pl from "nodejs-polars";
 import { Buffer } from "node:buffer";
 import type { Reading } from "../reading.ts";
 import { DAY_MS } from "../reading.ts";
+import { toMicroBpm } from "../micro-bpm.ts";
 
 /** Rows per Polars frame converted in the background (see `frameTail`). */
 export const FRAME_CHUNK_ROWS = 32_768;
@@ -69,7 +70,8 @@ export class Memtable {
   private userCodes = new Int32Array(1024);
   private deviceCodes = new Int32Array(1024);
   private ts = new Float64Array(1024);
-  private hr = new Float64Array(1024);
+  /** Heart rates in micro-bpm (micro-bpm.ts): 30..220 bpm fits an int32. */
+  private hr = new Int32Array(1024);
   private seq = new Float64Array(1024);
   /** Polars frames covering rows [0, framedRows), built lazily for queries. */
   private chunks: pl.DataFrame[] = [];
@@ -127,7 +129,7 @@ export class Memtable {
       this.userCodes[row] = this.users.code(r.userId);
       this.deviceCodes[row] = this.devices.code(r.deviceId);
       this.ts[row] = t;
-      this.hr[row] = r.heartRate;
+      this.hr[row] = toMicroBpm(r.heartRate);
       this.seq[row] = firstSeq + i;
       if (t < this.minTs) this.minTs = t;
       if (t > this.maxTs) this.maxTs = t;
@@ -165,7 +167,7 @@ export class Memtable {
 
   /**
    * The rows [from, to) as an Arrow table with columns user_id, device_id (dictionary-encoded
-   * strings), ts (float64 ms), heart_rate (float64), seq (float64).
+   * strings), ts (float64 ms), heart_rate (int32 micro-bpm), seq (float64).
    */
   toArrow(from = 0, to = this.rows): arrow.Table {
     const n = to - from;
@@ -230,7 +232,7 @@ export class Memtable {
     this.userCodes = grow(this.userCodes, (c) => new Int32Array(c));
     this.deviceCodes = grow(this.deviceCodes, (c) => new Int32Array(c));
     this.ts = grow(this.ts, (c) => new Float64Array(c));
-    this.hr = grow(this.hr, (c) => new Float64Array(c));
+    this.hr = grow(this.hr, (c) => new Int32Array(c));
     this.seq = grow(this.seq, (c) => new Float64Array(c));
   }
 }

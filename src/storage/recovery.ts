@@ -65,7 +65,7 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
     }
   }
   runs.sort((a, b) => a.id - b.id);
-  const manifest: ManifestData = { format: 1, nextRunId, flushedSeq: 0, walSegment: 0, runs };
+  const manifest: ManifestData = { format: 2, nextRunId, flushedSeq: 0, walSegment: 0, runs };
   const old = path.join(dataDir, MANIFEST_FILE);
   if (fs.existsSync(old)) await fs.promises.rename(old, path.join(dataDir, `${MANIFEST_FILE}.corrupt-${Date.now()}`));
   await writeManifest(dataDir, manifest);
@@ -78,7 +78,9 @@ async function readWholeRun(full: string): Promise<void> {
   const lf = pl.SQLContext({ r: pl.scanParquet(full) }).execute(
     "SELECT MAX(LENGTH(user_id)) AS a, MAX(LENGTH(device_id)) AS b, SUM(heart_rate) AS c, SUM(seq) AS d, MAX(timestamp) AS e FROM r",
   );
-  await checked(lf).collect();
+  const df = await checked(lf).collect();
+  const hr = String(df.getColumn("c").dtype);
+  if (!/int64/i.test(hr)) throw new Error(`heart_rate is ${hr}, not int64 micro-bpm (a run of an earlier format)`);
 }
 
 /** Checksums recorded by the old manifest, when its body can still be parsed (checksum ignored). */

@@ -3,7 +3,7 @@
  * (user_id, timestamp, device_id), with no two rows of the same identity.
  *
  * Schema (docs/format/run.md): user_id string, device_id string, timestamp datetime[ms] (UTC),
- * heart_rate float64, seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
+ * heart_rate int64 (micro-bpm, see micro-bpm.ts), seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
  *
  * Files live at `runs/day=YYYY-MM-DD/L<level>-<id>.parquet` (Hive-style partitioning). A run is
  * written under a dot-prefixed temp name, fsync'd, renamed, and the directory fsync'd; only then can
