@@ -25,7 +25,9 @@ import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
-import { listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
+import { dayName, listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
+import { planRunSources } from "./query/rollup-plan.ts";
+import { rollupIntact } from "./storage/rollup.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { RunSet } from "./storage/run-set.ts";
@@ -262,18 +264,21 @@ export class Engine {
     const runs = this.runs.acquire(spec.start, spec.end);
     const memtables: pl.DataFrame[] = [];
     const memtableDevices: string[] = [];
+    const memtableDays = new Set<string>();
     for (const m of [...this.immutables, this.active]) {
       if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) {
         memtables.push(...m.frames());
         memtableDevices.push(...m.deviceIds());
+        for (const d of m.days) memtableDays.add(dayName(d));
       }
     }
     try {
-      const sources = {
-        runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })),
-        memtables,
-        memtableDevices,
-      };
+      const planned = runs.map((h) => ({
+        meta: h.meta,
+        path: h.path,
+        rollupPath: h.meta.rollup ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
+      }));
+      const sources = { ...planRunSources(spec, planned, memtableDays), memtables, memtableDevices };
       return await runQuery(sources, spec, this.ranked);
     } finally {
       this.runs.release(runs);
@@ -518,13 +523,20 @@ export class Engine {
  * that every run it names is whole (size and checksum).
  */
 async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
-  const live = new Set(manifest.runs.map((r) => r.file));
+  const live = new Set(manifest.runs.flatMap((r) => (r.rollup ? [r.file, r.rollup.file] : [r.file])));
   for (const file of await listRunFiles(dataDir)) {
     if (live.has(file)) continue;
     log.warn("removing orphan run file", { file });
     await fs.promises.rm(path.join(dataDir, file), { force: true, recursive: true });
   }
-  for (const r of manifest.runs) await verifyRun(dataDir, r);
+  for (const r of manifest.runs) {
+    await verifyRun(dataDir, r);
+    if (r.rollup && !(await rollupIntact(dataDir, r.rollup))) {
+      // Derived data: without it the run's day is read raw (exact, only slower).
+      log.warn("run rollup missing or damaged; the run is read row by row", { file: r.rollup.file });
+      delete r.rollup;
+    }
+  }
   for (const f of await fs.promises.readdir(dataDir)) {
     if (f.startsWith(".tmp-")) await fs.promises.rm(path.join(dataDir, f), { force: true });
   }
@@ -538,7 +550,7 @@ async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logge
 async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
   if (!fs.existsSync(path.join(dataDir, MANIFEST_FILE))) {
     const runs = (await listRunFiles(dataDir)).filter((f) =>
-      f.endsWith(".parquet") && !path.basename(f).startsWith(".")
+      f.startsWith("runs/") && f.endsWith(".parquet") && !path.basename(f).startsWith(".")
     );
     if (runs.length === 0) {
       // A new database: publish an empty manifest before any run can exist, so that from now on

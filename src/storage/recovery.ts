@@ -22,6 +22,7 @@ import pl from "nodejs-polars";
 import { checked } from "./run-sql.ts";
 import { fileChecksum, listRunFiles, type RunMeta, runStats } from "./run.ts";
 import { ensureDir } from "./fsutil.ts";
+import { writeRollup } from "./rollup.ts";
 
 const RUN_NAME = /^runs\/day=(\d{4}-\d{2}-\d{2})\/L(\d+)-(\d+)\.parquet$/;
 
@@ -51,7 +52,9 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
       await readWholeRun(full);
       const stats = await runStats(full);
       const id = Number(m[3]);
-      runs.push({ id, day: m[1], level: Number(m[2]), file, bytes, crc32c: crc, ...stats });
+      // Rollups are derived from the run: regenerate rather than trust what lies on disk.
+      const rollup = await writeRollup(dataDir, file);
+      runs.push({ id, day: m[1], level: Number(m[2]), file, bytes, crc32c: crc, ...stats, rollup });
       nextRunId = Math.max(nextRunId, id + 1);
     } catch (err) {
       const target = path.join(dataDir, "quarantine", file.replaceAll("/", "__"));
