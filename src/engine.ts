@@ -22,7 +22,15 @@ import type { Logger } from "./ops/logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
-import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
+import {
+  type BucketPoint,
+  type QueryResult,
+  type QuerySpec,
+  rankDevices,
+  runQuery,
+  spansDisjoint,
+  toPoints,
+} from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
 import { dayName, listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
@@ -265,12 +273,17 @@ export class Engine {
     const memtables: pl.DataFrame[] = [];
     const memtableDevices: string[] = [];
     const memtableDays = new Set<string>();
+    const memSpans: Array<readonly [number, number]> = [];
+    let memMayRepeat = false;
     for (const m of [...this.immutables, this.active]) {
-      if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) {
-        memtables.push(...m.frames());
-        memtableDevices.push(...m.deviceIds());
-        for (const d of m.days) memtableDays.add(dayName(d));
-      }
+      if (m.rows === 0 || m.minTs >= spec.end || m.maxTs < spec.start) continue;
+      const user = m.userSpan(spec.userId);
+      if (user === undefined || user.minTs >= spec.end || user.maxTs < spec.start) continue; // nothing of this user
+      memtables.push(...m.frames());
+      memtableDevices.push(...m.deviceIds());
+      for (const d of m.days) memtableDays.add(dayName(d));
+      memSpans.push([user.minTs, user.maxTs]);
+      memMayRepeat ||= user.mayRepeat;
     }
     try {
       const planned = runs.map((h) => ({
@@ -278,7 +291,12 @@ export class Engine {
         path: h.path,
         rollupPath: h.meta.rollup ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
       }));
-      const sources = { ...planRunSources(spec, planned, memtableDays), memtables, memtableDevices };
+      const planSplit = planRunSources(spec, planned, memtableDays);
+      // Raw rows need no de-duplication when no identity can occur twice: each memtable's rows of
+      // this user arrived in order per device, and all raw sources' time spans are disjoint.
+      const disjoint = !memMayRepeat &&
+        spansDisjoint([...memSpans, ...planSplit.runs.map((r) => r.span ?? [-Infinity, Infinity] as const)]);
+      const sources = { ...planSplit, memtables, memtableDevices, disjoint };
       return await runQuery(sources, spec, this.ranked);
     } finally {
       this.runs.release(runs);

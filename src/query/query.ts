@@ -45,7 +45,14 @@ export interface QuerySources {
    * Run files read row by row, with their UTC day and device list. `windows` (default: the query's
    * range) are the parts of the range read from this run's rows.
    */
-  runs: Array<{ path: string; day: string; devices?: readonly string[]; windows?: readonly Window[] }>;
+  runs: Array<{
+    path: string;
+    day: string;
+    devices?: readonly string[];
+    windows?: readonly Window[];
+    /** The run's timestamps span, inclusive `[minTs, maxTs]` (for `spansDisjoint`). */
+    span?: readonly [number, number];
+  }>;
   /** Memtable frames (memtable schema: user_id/device_id categorical, ts/seq float64, heart_rate int32). */
   memtables: pl.DataFrame[];
   /** Every device_id the memtable frames may hold (empty without memtables). */
@@ -55,6 +62,27 @@ export interface QuerySources {
    * of `window`. A rollup window never overlaps a raw window or another rollup window.
    */
   rollups?: Array<{ path: string; window: Window; devices?: readonly string[] }>;
+  /**
+   * The caller vouches that no identity occurs twice among the raw sources (see `spansDisjoint`):
+   * the raw rows are then aggregated without de-duplication.
+   */
+  disjoint?: boolean;
+}
+
+/**
+ * Whether raw sources that each hold an identity at most once can share one: not when their time
+ * spans (inclusive `[min, max]`) are pairwise disjoint, since an identity includes its timestamp.
+ *
+ * @example
+ * ```ts
+ * spansDisjoint([[0, 9], [10, 19]]); // true
+ * spansDisjoint([[0, 10], [10, 19]]); // false
+ * ```
+ */
+export function spansDisjoint(spans: ReadonlyArray<readonly [number, number]>): boolean {
+  const sorted = spans.slice().sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < sorted.length; i++) if (sorted[i][0] <= sorted[i - 1][1]) return false;
+  return true;
 }
 
 /** One bucket of an answer. */
@@ -92,8 +120,58 @@ export interface PlanShape {
   /** Per raw run, the windows read from its rows. */
   runWindows: ReadonlyArray<readonly Window[]>;
   memCount: number;
-  /** Per rollup file, the window of whole minutes it answers. */
-  rollupWindows?: readonly Window[];
+  /**
+   * Per rollup table, the window of whole minutes it answers; `files` when the table is a glob over
+   * several rollup files (`file` column) of which only these are read.
+   */
+  rollups?: ReadonlyArray<{ window: Window; files?: readonly string[] }>;
+}
+
+/** Paths that may be spliced into SQL and a glob: no quote, no glob character. */
+const SAFE_PATH = /^[A-Za-z0-9_.\/=@+:-]+$/;
+
+/** A month of rollup files read through one glob scan from this many files on. */
+export const GLOB_ROLLUPS_FROM = 4;
+
+/**
+ * The rollup tables of a plan: the files of one month (`rollups/day=YYYY-MM-*`) read through a
+ * single glob scan when there are at least GLOB_ROLLUPS_FROM of them (a plan with one branch per
+ * file costs several ms per file in Polars; a glob reads just the footers), each other file alone.
+ */
+function rollupTables(
+  rollups: NonNullable<QuerySources["rollups"]>,
+  perFile: boolean,
+): Array<{ lf: pl.LazyDataFrame; window: Window; files?: string[] }> {
+  const byMonth = new Map<string, typeof rollups>();
+  const single: typeof rollups = [];
+  for (const u of rollups) {
+    const m = /^(.*\/rollups)\/day=(\d{4}-\d{2})-\d{2}\/L[^/]*\.parquet$/.exec(u.path);
+    if (perFile || !m || !SAFE_PATH.test(u.path)) single.push(u);
+    else {
+      const key = `${m[1]}/day=${m[2]}`;
+      byMonth.set(key, [...(byMonth.get(key) ?? []), u]);
+    }
+  }
+  const out: Array<{ lf: pl.LazyDataFrame; window: Window; files?: string[] }> = [];
+  for (const [prefix, list] of byMonth) {
+    if (list.length < GLOB_ROLLUPS_FROM) {
+      single.push(...list);
+      continue;
+    }
+    // Each file's rows lie in its own day, so the group's outer window cut to a file's day is
+    // that file's window; the file list keeps out files of other runs (raw days, obsolete runs).
+    const lo = Math.min(...list.map((u) => u.window[0]));
+    const hi = Math.max(...list.map((u) => u.window[1]));
+    const lf = pl.scanParquet(
+      `${prefix}-*/L*.parquet`,
+      { includeFilePaths: "file" } as Parameters<
+        typeof pl.scanParquet
+      >[1],
+    );
+    out.push({ lf, window: [lo, hi], files: list.map((u) => u.path) });
+  }
+  for (const u of single) out.push({ lf: pl.scanParquet(u.path), window: u.window });
+  return out;
 }
 
 /** `col >= lo AND col < hi` over several windows (OR-ed); `lit` writes a bound as a literal. */
@@ -132,7 +210,9 @@ export function buildQuerySql(
   const ids = [spec.userId, ...(spec.deviceId === undefined ? [] : [spec.deviceId]), ...ranked, ...(order ?? [])];
   if (!ids.every((d) => ID_PATTERN.test(d))) throw new Error("query ids must be validated before planning");
   const { start, end, bucketMs } = spec;
-  const windows = [...shape.runWindows.flat(), ...(shape.rollupWindows ?? [])];
+  const windows = [...shape.runWindows.flat(), ...(shape.rollups ?? []).map((u) => u.window)];
+  const files = (shape.rollups ?? []).flatMap((u) => u.files ?? []);
+  if (!files.every((f) => SAFE_PATH.test(f))) throw new Error("rollup paths must be checked before planning");
   if (![start, end, bucketMs, ...windows.flat()].every(Number.isSafeInteger)) {
     throw new Error("query bounds must be integers");
   }
@@ -153,10 +233,10 @@ export function buildQuerySql(
         `WHERE user_id = '${spec.userId}'${dev}`,
     );
   }
-  const rollupParts = (shape.rollupWindows ?? []).map((w, i) =>
+  const rollupParts = (shape.rollups ?? []).map((u, i) =>
     `SELECT device_id, minute_ms, readings, micro_sum FROM u${i} WHERE user_id = '${spec.userId}'${dev} AND ${
-      windowsSql("minute_ms", [w])
-    }`
+      windowsSql("minute_ms", [u.window])
+    }${u.files ? ` AND file IN (${u.files.map((f) => `'${f}'`).join(", ")})` : ""}`
   );
   const ranks = order !== undefined && order.length > 0;
   // The device key: an integer rank, or the name (with the listed rank beside it for the choice).
@@ -272,12 +352,10 @@ export async function runQuery(
   sources.memtables.forEach((m, i) => {
     tables[`m${i}`] = m.lazy();
   });
-  rollups.forEach((u, i) => {
-    tables[`u${i}`] = pl.scanParquet(u.path);
-  });
+
   // Runs hold no duplicates and never span two days: identities can only collide when a memtable
   // is involved or two runs cover the same day. Rollup windows never overlap raw ones.
-  const dedup = memCount > 0 || sharedDay;
+  const dedup = !sources.disjoint && (memCount > 0 || sharedDay);
   const order = spec.deviceId === undefined
     ? deviceOrder(ranked, [
       ...sources.runs.map((r) => r.devices),
@@ -285,9 +363,22 @@ export async function runQuery(
       sources.memtableDevices ?? [],
     ])
     : undefined;
-  const shape = { runWindows, memCount, rollupWindows: rollups.map((u) => u.window) };
-  const sql = buildQuerySql(spec, ranked, shape, dedup, order);
-  const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
+  const run = async (perFile: boolean) => {
+    const rollupTabs = rollupTables(rollups, perFile);
+    rollupTabs.forEach((u, i) => (tables[`u${i}`] = u.lf));
+    const shape = { runWindows, memCount, rollups: rollupTabs.map(({ window, files }) => ({ window, files })) };
+    const sql = buildQuerySql(spec, ranked, shape, dedup, order);
+    return await checked(pl.SQLContext(tables).execute(sql)).collect();
+  };
+  let df: pl.DataFrame;
+  try {
+    df = await run(false);
+  } catch (err) {
+    // A glob lists the month's files when the plan runs; a file of an obsolete run (not one this
+    // query reads) may be deleted meanwhile. Read the rollups file by file then.
+    if (rollups.length === 0) throw err;
+    df = await run(true);
+  }
   if (df.height === 0) return { count: 0, json: "[]" };
   const json = String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0]));
   // The mean arrives as an exact integer number of hundredths (round.ts); printed as the 2-decimal

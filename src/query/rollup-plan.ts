@@ -49,6 +49,8 @@ export function dayAnswersFromRollups(day: DayState, bucketMs: number): boolean 
     day.runs[0].meta.rollup !== undefined && day.runs[0].rollupPath !== undefined;
 }
 
+const span = (r: PlannedRun): readonly [number, number] => [r.meta.minTs, r.meta.maxTs];
+
 /**
  * Splits the runs that meet a query's range into raw reads and rollup reads.
  *
@@ -74,7 +76,7 @@ export function planRunSources(
   for (const [day, dayRuns] of byDay) {
     const state = { runs: dayRuns, inMemtable: memtableDays.has(day) };
     if (!dayAnswersFromRollups(state, spec.bucketMs)) {
-      for (const r of dayRuns) runs.push({ path: r.path, day, devices: r.meta.devices });
+      for (const r of dayRuns) runs.push({ path: r.path, day, devices: r.meta.devices, span: span(r) });
       continue;
     }
     const run = dayRuns[0];
@@ -84,14 +86,16 @@ export function planRunSources(
     const minLo = Math.ceil(lo / MINUTE_MS) * MINUTE_MS;
     const minHi = Math.floor(hi / MINUTE_MS) * MINUTE_MS;
     if (minLo >= minHi) {
-      runs.push({ path: run.path, day, devices: run.meta.devices, windows: [[lo, hi]] });
+      runs.push({ path: run.path, day, devices: run.meta.devices, windows: [[lo, hi]], span: span(run) });
       continue;
     }
     rollups.push({ path: run.rollupPath!, window: [minLo, minHi], devices: run.meta.devices });
     const edges: Window[] = [];
     if (lo < minLo) edges.push([lo, minLo]);
     if (minHi < hi) edges.push([minHi, hi]);
-    if (edges.length > 0) runs.push({ path: run.path, day, devices: run.meta.devices, windows: edges });
+    if (edges.length > 0) {
+      runs.push({ path: run.path, day, devices: run.meta.devices, windows: edges, span: span(run) });
+    }
   }
   return { runs, rollups };
 }

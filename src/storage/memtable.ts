@@ -22,11 +22,16 @@ import { toMicroBpm } from "../micro-bpm.ts";
 
 /** Rows per Polars frame converted in the background (see `frameTail`). */
 export const FRAME_CHUNK_ROWS = 32_768;
+/** At most this many stored frames per memtable: more are merged into one in the background. */
+export const MAX_FRAMES = 8;
 
 class StringDictionary {
   readonly values: string[] = [];
   private readonly index = new Map<string, number>();
   bytes = 0;
+  find(value: string): number | undefined {
+    return this.index.get(value);
+  }
   code(value: string): number {
     let code = this.index.get(value);
     if (code === undefined) {
@@ -73,9 +78,21 @@ export class Memtable {
   /** Heart rates in micro-bpm (micro-bpm.ts): 30..220 bpm fits an int32. */
   private hr = new Int32Array(1024);
   private seq = new Float64Array(1024);
-  /** Polars frames covering rows [0, framedRows), built lazily for queries. */
+  /** Polars frames covering rows [0, framedRows), built in the background (`frameTail`). */
   private chunks: pl.DataFrame[] = [];
   private framedRows = 0;
+  private merging = false;
+  /** Per user code: per device code, the newest timestamp appended. */
+  private readonly lastTs: Array<Map<number, number>> = [];
+  /** Per user code: the smallest and largest timestamp appended. */
+  private readonly userMin: number[] = [];
+  private readonly userMax: number[] = [];
+  /**
+   * Per user code: whether a reading arrived at or before the newest one of its (user, device), so
+   * that an identity may repeat here (a duplicate, a correction or late data). Conservative: an
+   * out-of-order reading sets it even when its identity is new.
+   */
+  private readonly userMayRepeat: boolean[] = [];
 
   constructor(id: number, now: number = Date.now()) {
     this.id = id;
@@ -126,8 +143,23 @@ export class Memtable {
     for (let i = 0; i < n; i++, row++) {
       const r = readings[i];
       const t = r.ts;
-      this.userCodes[row] = this.users.code(r.userId);
-      this.deviceCodes[row] = this.devices.code(r.deviceId);
+      const u = this.users.code(r.userId);
+      const d = this.devices.code(r.deviceId);
+      this.userCodes[row] = u;
+      this.deviceCodes[row] = d;
+      let last = this.lastTs[u];
+      if (last === undefined) {
+        last = this.lastTs[u] = new Map();
+        this.userMin[u] = t;
+        this.userMax[u] = t;
+        this.userMayRepeat[u] = false;
+      } else {
+        if (t < this.userMin[u]) this.userMin[u] = t;
+        if (t > this.userMax[u]) this.userMax[u] = t;
+      }
+      const newest = last.get(d);
+      if (newest === undefined || t > newest) last.set(d, t);
+      else this.userMayRepeat[u] = true;
       this.ts[row] = t;
       this.hr[row] = toMicroBpm(r.heartRate);
       this.seq[row] = firstSeq + i;
@@ -141,6 +173,21 @@ export class Memtable {
     }
     this.rows = row;
     if (n > 0 && firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
+  }
+
+  /**
+   * What this memtable holds of one user: the span `[minTs, maxTs]` of its readings and whether an
+   * identity may repeat among them; undefined when it holds none.
+   *
+   * @example
+   * ```ts
+   * memtable.userSpan("u")?.mayRepeat; // false while every (u, device) arrived in time order
+   * ```
+   */
+  userSpan(userId: string): { minTs: number; maxTs: number; mayRepeat: boolean } | undefined {
+    const u = this.users.find(userId);
+    if (u === undefined) return undefined;
+    return { minTs: this.userMin[u], maxTs: this.userMax[u], mayRepeat: this.userMayRepeat[u] };
   }
 
   /** The distinct device_ids appended so far (not sorted; the array is copied). */
@@ -193,8 +240,15 @@ export class Memtable {
    * Only rows added since the last call are converted; frames already handed out never change.
    */
   frames(): pl.DataFrame[] {
-    this.frameTail();
-    return this.chunks.slice();
+    // The tail not yet converted is converted for this caller only (at most FRAME_CHUNK_ROWS rows,
+    // normally): stored frames are added in the background alone, so queries never fragment them.
+    if (this.framedRows >= this.rows || this.flushed) return this.chunks.slice();
+    return [...this.chunks, arrowToPolars(this.toArrow(this.framedRows, this.rows))];
+  }
+
+  /** Stored Polars frames (bounded by MAX_FRAMES, plus the few added while a merge runs). */
+  get frameCount(): number {
+    return this.chunks.length;
   }
 
   /** Rows appended but not yet converted to a Polars frame. */
@@ -211,6 +265,25 @@ export class Memtable {
     if (this.framedRows >= this.rows || this.flushed) return;
     this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
     this.framedRows = this.rows;
+    if (this.chunks.length > MAX_FRAMES && !this.merging) void this.mergeFrames();
+  }
+
+  /** Merges the stored frames into one, off the event loop (lazy concat + collect). */
+  private async mergeFrames(): Promise<void> {
+    this.merging = true;
+    try {
+      while (!this.flushed && this.chunks.length > MAX_FRAMES) {
+        const taken = this.chunks.slice();
+        const merged = await pl.concat(taken.map((f) => f.lazy()), { how: "vertical" }).collect();
+        // Frames appended meanwhile stay after the merged one; a released memtable keeps nothing.
+        if (this.flushed || this.chunks[0] !== taken[0]) break;
+        this.chunks = [merged, ...this.chunks.slice(taken.length)];
+      }
+    } catch {
+      // Keep the frames as they are: merging only saves planning work.
+    } finally {
+      this.merging = false;
+    }
   }
 
   /** Drops cached frames (after the memtable has been flushed and is no longer queried). */

@@ -1,7 +1,8 @@
 /**
  * Deterministic, exact answers (property): random histories with duplicates, corrections and late
  * data, ingested several ways (single writes, batches, JSON over HTTP, Arrow over HTTP, and in a
- * shuffled arrival order that keeps each identity's writes in order), answer byte for byte the same
+ * shuffled arrival order that keeps each identity's writes in order, and in time order, which skips
+ * de-duplication where the sources are provably disjoint), answer byte for byte the same
  * as a model that computes the exact mean in BigInt, in every storage state: memtable only, fresh
  * runs plus memtable, fresh runs, compacted runs, and after a restart.
  */
@@ -97,8 +98,8 @@ function interleave(history: readonly Reading[], seed: number): Reading[] {
   return history.map((r, i) => ({ r, k: keys[i] })).sort((a, b) => a.k - b.k).map((e) => e.r);
 }
 
-type Way = "singles" | "batches" | "json" | "arrow" | "shuffled";
-const WAYS: Way[] = ["singles", "batches", "json", "arrow", "shuffled"];
+type Way = "singles" | "batches" | "json" | "arrow" | "shuffled" | "in time order";
+const WAYS: Way[] = ["singles", "batches", "json", "arrow", "shuffled", "in time order"];
 
 async function ingest(engine: Engine, way: Way, writes: readonly Reading[], seed: number): Promise<void> {
   if (writes.length === 0) return;

