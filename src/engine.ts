@@ -25,16 +25,19 @@ import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import {
   type BucketPoint,
   type QueryResult,
+  type QuerySources,
   type QuerySpec,
   rankDevices,
   runQuery,
   spansDisjoint,
   toPoints,
+  type Window,
 } from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
 import { dayName, listRunFiles, type RunMeta, verifyRun } from "./storage/run.ts";
 import { planRunSources } from "./query/rollup-plan.ts";
+import { MINUTE_MS } from "./storage/rollup.ts";
 import { rollupIntact } from "./storage/rollup.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
@@ -275,11 +278,14 @@ export class Engine {
     const memtableDays = new Set<string>();
     const memSpans: Array<readonly [number, number]> = [];
     let memMayRepeat = false;
+    const memOwners: Memtable[] = [];
     for (const m of [...this.immutables, this.active]) {
       if (m.rows === 0 || m.minTs >= spec.end || m.maxTs < spec.start) continue;
       const user = m.userSpan(spec.userId);
       if (user === undefined || user.minTs >= spec.end || user.maxTs < spec.start) continue; // nothing of this user
-      memtables.push(...m.frames());
+      const frames = m.frames();
+      memtables.push(...frames);
+      for (const _ of frames) memOwners.push(m);
       memtableDevices.push(...m.deviceIds());
       for (const d of m.days) memtableDays.add(dayName(d));
       memSpans.push([user.minTs, user.maxTs]);
@@ -296,12 +302,39 @@ export class Engine {
       // this user arrived in order per device, and all raw sources' time spans are disjoint.
       const disjoint = !memMayRepeat &&
         spansDisjoint([...memSpans, ...planSplit.runs.map((r) => r.span ?? [-Infinity, Infinity] as const)]);
-      const sources = { ...planSplit, memtables, memtableDevices, disjoint };
+      const sources = { ...planSplit, memtables, memtableDevices, disjoint } as QuerySources;
+      if (disjoint && spec.bucketMs % MINUTE_MS === 0) this.useMinuteAggregates(spec, sources, memOwners);
       return await runQuery(sources, spec, this.ranked);
     } finally {
       this.runs.release(runs);
       this.metrics.queryDuration.observe((performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * Lets each memtable answer the whole minutes of the range from its per-minute aggregates (its
+   * frames then read only the partial minutes at the range's ends). Pre: the sources are disjoint
+   * (no identity twice) and buckets are whole minutes.
+   */
+  private useMinuteAggregates(spec: QuerySpec, sources: QuerySources, owners: readonly Memtable[]): void {
+    const lo = Math.ceil(spec.start / MINUTE_MS) * MINUTE_MS;
+    const hi = Math.floor(spec.end / MINUTE_MS) * MINUTE_MS;
+    if (lo >= hi) return;
+    const edges: Window[] = [];
+    if (spec.start < lo) edges.push([spec.start, lo]);
+    if (hi < spec.end) edges.push([hi, spec.end]);
+    const windows: Array<readonly Window[]> = owners.map(() => [[spec.start, spec.end]]);
+    const rollups = sources.rollups ?? [];
+    for (const m of new Set(owners)) {
+      const frame = m.minuteFrame(spec.userId, lo, hi);
+      if (frame === undefined) continue;
+      rollups.push({ frame, window: [lo, hi], devices: m.deviceIds() });
+      owners.forEach((o, i) => {
+        if (o === m) windows[i] = edges;
+      });
+    }
+    sources.rollups = rollups;
+    sources.memtableWindows = windows;
   }
 
   /**

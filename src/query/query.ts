@@ -61,7 +61,9 @@ export interface QuerySources {
    * Rollup files (per user, device and minute: count and micro-bpm sum) answering the whole minutes
    * of `window`. A rollup window never overlaps a raw window or another rollup window.
    */
-  rollups?: Array<{ path: string; window: Window; devices?: readonly string[] }>;
+  rollups?: Array<{ path?: string; frame?: pl.DataFrame; window: Window; devices?: readonly string[] }>;
+  /** Per memtable frame, the windows read from its rows (default: the query's range). */
+  memtableWindows?: ReadonlyArray<readonly Window[]>;
   /**
    * The caller vouches that no identity occurs twice among the raw sources (see `spansDisjoint`):
    * the raw rows are then aggregated without de-duplication.
@@ -120,6 +122,8 @@ export interface PlanShape {
   /** Per raw run, the windows read from its rows. */
   runWindows: ReadonlyArray<readonly Window[]>;
   memCount: number;
+  /** Per memtable frame, the windows read from its rows (default: the query's range). */
+  memWindows?: ReadonlyArray<readonly Window[]>;
   /**
    * Per rollup table, the window of whole minutes it answers; `files` when the table is a glob over
    * several rollup files (`file` column) of which only these are read.
@@ -145,8 +149,8 @@ function rollupTables(
   const byMonth = new Map<string, typeof rollups>();
   const single: typeof rollups = [];
   for (const u of rollups) {
-    const m = /^(.*\/rollups)\/day=(\d{4}-\d{2})-\d{2}\/L[^/]*\.parquet$/.exec(u.path);
-    if (perFile || !m || !SAFE_PATH.test(u.path)) single.push(u);
+    const m = u.path === undefined ? null : /^(.*\/rollups)\/day=(\d{4}-\d{2})-\d{2}\/L[^/]*\.parquet$/.exec(u.path);
+    if (perFile || !m || !SAFE_PATH.test(u.path!)) single.push(u);
     else {
       const key = `${m[1]}/day=${m[2]}`;
       byMonth.set(key, [...(byMonth.get(key) ?? []), u]);
@@ -168,9 +172,9 @@ function rollupTables(
         typeof pl.scanParquet
       >[1],
     );
-    out.push({ lf, window: [lo, hi], files: list.map((u) => u.path) });
+    out.push({ lf, window: [lo, hi], files: list.map((u) => u.path!) });
   }
-  for (const u of single) out.push({ lf: pl.scanParquet(u.path), window: u.window });
+  for (const u of single) out.push({ lf: u.frame ? u.frame.lazy() : pl.scanParquet(u.path!), window: u.window });
   return out;
 }
 
@@ -210,7 +214,11 @@ export function buildQuerySql(
   const ids = [spec.userId, ...(spec.deviceId === undefined ? [] : [spec.deviceId]), ...ranked, ...(order ?? [])];
   if (!ids.every((d) => ID_PATTERN.test(d))) throw new Error("query ids must be validated before planning");
   const { start, end, bucketMs } = spec;
-  const windows = [...shape.runWindows.flat(), ...(shape.rollups ?? []).map((u) => u.window)];
+  const windows = [
+    ...shape.runWindows.flat(),
+    ...(shape.memWindows ?? []).flat(),
+    ...(shape.rollups ?? []).map((u) => u.window),
+  ];
   const files = (shape.rollups ?? []).flatMap((u) => u.files ?? []);
   if (!files.every((f) => SAFE_PATH.test(f))) throw new Error("rollup paths must be checked before planning");
   if (![start, end, bucketMs, ...windows.flat()].every(Number.isSafeInteger)) {
@@ -227,9 +235,13 @@ export function buildQuerySql(
     );
   });
   for (let i = 0; i < shape.memCount; i++) {
+    const w = shape.memWindows?.[i] ?? [[start, end]];
+    if (w.length === 0) continue;
     parts.push(
       `SELECT device_id, CAST(ts AS BIGINT) AS ts, CAST(heart_rate AS BIGINT) AS heart_rate, CAST(seq AS BIGINT) AS seq FROM ` +
-        `(SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ts, heart_rate, seq FROM m${i} WHERE ts >= ${start} AND ts < ${end}) ` +
+        `(SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ts, heart_rate, seq FROM m${i} WHERE ${
+          windowsSql("ts", w)
+        }) ` +
         `WHERE user_id = '${spec.userId}'${dev}`,
     );
   }
@@ -337,7 +349,10 @@ export async function runQuery(
   const rollups = sources.rollups ?? [];
   const runWindows = sources.runs.map((r) => r.windows ?? [[spec.start, spec.end] as Window]);
   const memCount = sources.memtables.length;
-  if (runWindows.every((w) => w.length === 0) && memCount === 0 && rollups.length === 0) {
+  const memWindows = sources.memtables.map((_, i) =>
+    sources.memtableWindows?.[i] ?? [[spec.start, spec.end] as Window]
+  );
+  if (runWindows.every((w) => w.length === 0) && memWindows.every((w) => w.length === 0) && rollups.length === 0) {
     return { count: 0, json: "[]" };
   }
   const tables: Record<string, pl.LazyDataFrame> = {};
@@ -355,7 +370,8 @@ export async function runQuery(
 
   // Runs hold no duplicates and never span two days: identities can only collide when a memtable
   // is involved or two runs cover the same day. Rollup windows never overlap raw ones.
-  const dedup = !sources.disjoint && (memCount > 0 || sharedDay);
+  const memRead = memWindows.filter((w) => w.length > 0).length;
+  const dedup = !sources.disjoint && (memRead > 0 || sharedDay);
   const order = spec.deviceId === undefined
     ? deviceOrder(ranked, [
       ...sources.runs.map((r) => r.devices),
@@ -366,7 +382,12 @@ export async function runQuery(
   const run = async (perFile: boolean) => {
     const rollupTabs = rollupTables(rollups, perFile);
     rollupTabs.forEach((u, i) => (tables[`u${i}`] = u.lf));
-    const shape = { runWindows, memCount, rollups: rollupTabs.map(({ window, files }) => ({ window, files })) };
+    const shape = {
+      runWindows,
+      memCount,
+      memWindows,
+      rollups: rollupTabs.map(({ window, files }) => ({ window, files })),
+    };
     const sql = buildQuerySql(spec, ranked, shape, dedup, order);
     return await checked(pl.SQLContext(tables).execute(sql)).collect();
   };

@@ -93,6 +93,13 @@ export class Memtable {
    * out-of-order reading sets it even when its identity is new.
    */
   private readonly userMayRepeat: boolean[] = [];
+  /**
+   * Per user code, per device code: minute start (ms) -> [count, micro-bpm sum] of the readings
+   * appended, kept while the user's readings arrive in order (then each is counted once). Dropped
+   * for a user as soon as an identity may repeat (queries then read the rows).
+   */
+  private readonly minutes: Array<Map<number, Map<number, [number, number]>> | undefined> = [];
+  private minuteCells = 0;
 
   constructor(id: number, now: number = Date.now()) {
     this.id = id;
@@ -159,9 +166,14 @@ export class Memtable {
       }
       const newest = last.get(d);
       if (newest === undefined || t > newest) last.set(d, t);
-      else this.userMayRepeat[u] = true;
+      else if (!this.userMayRepeat[u]) {
+        this.userMayRepeat[u] = true;
+        this.minutes[u] = undefined;
+      }
+      const micro = toMicroBpm(r.heartRate);
+      if (!this.userMayRepeat[u]) this.addToMinute(u, d, t, micro);
       this.ts[row] = t;
-      this.hr[row] = toMicroBpm(r.heartRate);
+      this.hr[row] = micro;
       this.seq[row] = firstSeq + i;
       if (t < this.minTs) this.minTs = t;
       if (t > this.maxTs) this.maxTs = t;
@@ -190,6 +202,59 @@ export class Memtable {
     return { minTs: this.userMin[u], maxTs: this.userMax[u], mayRepeat: this.userMayRepeat[u] };
   }
 
+  /**
+   * One user's per-minute aggregates (count and micro-bpm sum per device and minute) of the whole
+   * minutes in `[lo, hi)` (both multiples of a minute), as a frame in rollup schema (user_id,
+   * device_id, minute_ms, readings, micro_sum); undefined when the user's identities may repeat
+   * here (then only the rows answer). Every reading is in exactly one minute.
+   *
+   * @example
+   * ```ts
+   * const frame = memtable.minuteFrame("u", day, day + 86_400_000);
+   * ```
+   */
+  minuteFrame(userId: string, lo: number, hi: number): pl.DataFrame | undefined {
+    const u = this.users.find(userId);
+    if (u === undefined || this.userMayRepeat[u]) return undefined;
+    const devices: string[] = [];
+    const mins: number[] = [];
+    const counts: number[] = [];
+    const sums: number[] = [];
+    for (const [d, perMinute] of this.minutes[u] ?? []) {
+      const name = this.devices.values[d];
+      for (const [minute, [n, sum]] of perMinute) {
+        if (minute < lo || minute >= hi) continue;
+        devices.push(name);
+        mins.push(minute);
+        counts.push(n);
+        sums.push(sum);
+      }
+    }
+    return pl.DataFrame({
+      user_id: pl.Series("user_id", new Array<string>(devices.length).fill(userId), pl.Utf8),
+      device_id: pl.Series("device_id", devices, pl.Utf8),
+      minute_ms: pl.Series("minute_ms", mins, pl.Int64),
+      readings: pl.Series("readings", counts, pl.Int64),
+      micro_sum: pl.Series("micro_sum", sums, pl.Int64),
+    });
+  }
+
+  private addToMinute(u: number, d: number, t: number, micro: number): void {
+    let perDevice = this.minutes[u];
+    if (perDevice === undefined) perDevice = this.minutes[u] = new Map();
+    let perMinute = perDevice.get(d);
+    if (perMinute === undefined) perDevice.set(d, perMinute = new Map());
+    const minute = t - (t % 60_000);
+    const cell = perMinute.get(minute);
+    if (cell === undefined) {
+      perMinute.set(minute, [1, micro]);
+      this.minuteCells++;
+    } else {
+      cell[0]++;
+      cell[1] += micro; // at most 60,000 readings of <= 2.2e8: far below 2^53
+    }
+  }
+
   /** The distinct device_ids appended so far (not sorted; the array is copied). */
   deviceIds(): string[] {
     return this.devices.values.slice();
@@ -209,7 +274,7 @@ export class Memtable {
 
   /** An estimate of the memory this memtable holds, in bytes. */
   approxBytes(): number {
-    return this.ts.length * 32 + this.users.bytes + this.devices.bytes + this.framedRows * 48;
+    return this.ts.length * 28 + this.users.bytes + this.devices.bytes + this.framedRows * 44 + this.minuteCells * 120;
   }
 
   /**
