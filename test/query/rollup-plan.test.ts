@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { dayAnswersFromRollups, type PlannedRun, planRunSources } from "../../src/query/rollup-plan.ts";
 import { runQuery } from "../../src/query/query.ts";
@@ -120,6 +121,26 @@ describe("Rollup answers", () => {
           assert.equal(a.json, b.json, JSON.stringify(spec));
         }
       }
+    }
+  });
+
+  it("answer the same when a month's glob meets a file it cannot read (planned again file by file)", async () => {
+    const metas = engine.stats().runs;
+    const planned = metas.map((m) => ({
+      meta: m,
+      path: path.join(dir, m.file),
+      rollupPath: path.join(dir, m.rollup!.file),
+    }));
+    const spec = { userId: "u", start: DAY0, end: DAY0 + 5 * DAY, bucketMs: 3_600_000 };
+    const sources = { ...planRunSources(spec, planned, new Set()), memtables: [] };
+    const before = await runQuery(sources, spec, ["device_a", "device_b"]);
+    // A file the glob lists but the query does not read, and cannot be read (as one being deleted).
+    const stray = path.join(dir, "rollups/day=2024-01-16/L9-99999999.parquet");
+    fs.writeFileSync(stray, "not parquet");
+    try {
+      assert.equal((await runQuery(sources, spec, ["device_a", "device_b"])).json, before.json);
+    } finally {
+      fs.rmSync(stray);
     }
   });
 });
