@@ -63,7 +63,7 @@ export class ShuttingDownError extends Error {
 
 /** Writes failed because the WAL could not be written or synced; nothing of the call is acknowledged. */
 export class WalWriteError extends Error {
-  constructor(readonly cause: unknown) {
+  constructor(override readonly cause: unknown) {
     super(`the write-ahead log could not be written: ${(cause as Error)?.message ?? cause}`);
     this.name = "WalWriteError";
   }
@@ -88,6 +88,9 @@ export interface EngineHooks {
  *
  * @example
  * ```ts
+ * import { testConfig } from "./ops/config.ts";
+ * import { silentLogger } from "./ops/logger.ts";
+ *
  * const engine = await Engine.open(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
  * await engine.write([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 75 }]);
  * const points = await engine.query({ userId: "u", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 });

@@ -16,6 +16,7 @@ import { parseQueryParams, parseReadingsBody, type ParseResult } from "./validat
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
+import { DASHBOARD_PATHS, dashboardRoutes } from "./dashboard.ts";
 
 const ROUTE = "/metrics/heart-rate";
 /** Bodies larger than this (or of unknown length) go through the large-body gate. */
@@ -23,7 +24,7 @@ const LARGE_BODY_BYTES = 64 * 1024;
 /** Large bodies parsed and written at once. */
 const LARGE_BODY_CONCURRENCY = 4;
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
-const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json"] as const;
+const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json", ...DASHBOARD_PATHS];
 const ACCEPTED = JSON.stringify({ status: "accepted" });
 const JSON_HEADERS = { "content-type": "application/json" };
 const STARTING = "pulsedb is starting (replaying the write-ahead log); retry shortly.";
@@ -49,11 +50,22 @@ export type AppDeps = {
  *
  * @example
  * ```ts
+ * import { Engine } from "../engine.ts";
+ * import { testConfig } from "../ops/config.ts";
+ * import { silentLogger as log } from "../ops/logger.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ *
+ * const config = testConfig({ dataDir: "/tmp/pulse" });
+ * const engine = await Engine.open(config, log);
  * const app = createApp({ engine, config, log });
- * const res = await app.request("/health");
- * // while the engine opens:
- * let engine: Engine | undefined;
- * const app2 = createApp({ engine: () => engine, metrics, config, log });
+ * const res = await app.request("/health"); // 200
+ * await engine.close();
+ *
+ * // Serving while the engine opens (data routes answer 503 until it is there):
+ * const metrics = new Metrics();
+ * let opened: Engine | undefined;
+ * const app2 = createApp({ engine: () => opened, metrics, config, log });
+ * opened = await Engine.open(config, log, metrics);
  * ```
  */
 export function createApp(deps: AppDeps): Hono {
@@ -192,6 +204,8 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get("/openapi.json", () => new Response(openApiJson(), { status: 200, headers: JSON_HEADERS }));
+
+  app.route("/", dashboardRoutes());
 
   app.notFound((c) => problemResponse(problem(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
 

@@ -19,6 +19,7 @@ import {
   readingsBodySchema,
   readingSchema,
 } from "./validation.ts";
+import { ARROW_STREAM_TYPE, MAX_ARROW_ERRORS, MAX_ARROW_ROWS } from "./arrow-ingest.ts";
 
 /** The API version in `info.version`. */
 export const API_VERSION = "0.1.0";
@@ -247,6 +248,18 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/": {
+        get: {
+          operationId: "dashboard",
+          summary: "The dashboard: an HTML page that charts a user's heart rate (its scripts and styles are served " +
+            "under /dashboard/).",
+          tags: ["operations"],
+          responses: {
+            "200": { description: "The page.", content: { "text/html": { schema: { type: "string" } } } },
+            "304": { description: "Not modified (the `If-None-Match` ETag matches)." },
+          },
+        },
+      },
       "/openapi.json": {
         get: {
           operationId: "openapi",
@@ -279,7 +292,8 @@ function ingestOperation() {
     operationId: "ingestHeartRate",
     summary: "Store one reading or a batch of readings.",
     description:
-      `The body is one reading or a JSON array of 1 to ${MAX_BATCH} readings. A batch is all-or-nothing: one invalid reading ` +
+      `The body is one reading or a JSON array of 1 to ${MAX_BATCH} readings, or (Content-Type ${ARROW_STREAM_TYPE}) an ` +
+      `Arrow IPC stream of readings. A batch is all-or-nothing: one invalid reading ` +
       "rejects it with 400, naming the index and field of every bad reading. The answer is sent once the readings are in the " +
       "fsync'd write-ahead log. Within a batch, a later element with the same identity wins.",
     tags: ["readings"],
@@ -291,6 +305,18 @@ function ingestOperation() {
           examples: {
             single: { summary: "One reading", value: READING },
             batch: { summary: "A batch", value: BATCH },
+          },
+        },
+        [ARROW_STREAM_TYPE]: {
+          schema: {
+            type: "string",
+            contentMediaType: ARROW_STREAM_TYPE,
+            description:
+              `An Arrow IPC stream of up to ${MAX_ARROW_ROWS} rows, all-or-nothing, with columns user_id and device_id ` +
+              "(utf8, large utf8 or dictionary<utf8>), timestamp (an Arrow timestamp of any unit, or int64/float64 ms since " +
+              "the epoch, UTC) and heart_rate (float64, float32 or an integer type); extra columns are ignored. The same " +
+              `rules as JSON readings apply; a 400 lists every bad cell as /<row>/<column> (up to ${MAX_ARROW_ERRORS}). ` +
+              "The answer is a batch answer.",
           },
         },
       },

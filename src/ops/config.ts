@@ -43,62 +43,6 @@ export interface Config {
   crashPoint: string | undefined;
 }
 
-/** Every variable pulsedb reads, with its default and meaning (the README's table is built from this). */
-export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
-  { name: "HOST", default: "127.0.0.1", meaning: "Address to listen on." },
-  { name: "PORT", default: "8000", meaning: "TCP port to listen on (0 picks a free one)." },
-  { name: "PULSE_DATA_DIR", default: "./data", meaning: "Directory for the WAL, runs and manifest." },
-  {
-    name: "PULSE_DEVICE_PRIORITY",
-    default: "device_a:1,device_b:2",
-    meaning: "device:priority pairs; 1 is the highest.",
-  },
-  {
-    name: "PULSE_FSYNC",
-    default: "always",
-    meaning:
-      "`always` (answer after fsync) or `interval` (answer after write, fsync every PULSE_FSYNC_INTERVAL_MS; a power loss can lose that window).",
-  },
-  { name: "PULSE_FSYNC_INTERVAL_MS", default: "100", meaning: "fsync period in `interval` mode." },
-  {
-    name: "PULSE_MEMTABLE_ROWS",
-    default: "200000",
-    meaning: "Rows at which the active memtable is sealed and flushed to a run.",
-  },
-  {
-    name: "PULSE_FLUSH_INTERVAL_MS",
-    default: "30000",
-    meaning: "Age at which a non-empty memtable is flushed anyway.",
-  },
-  {
-    name: "PULSE_MEMORY_BUDGET_MB",
-    default: "256",
-    meaning: "Memory for memtables; past it, POST answers 503 with Retry-After.",
-  },
-  { name: "PULSE_MAX_BODY_BYTES", default: "4194304", meaning: "Largest request body; larger gets 413." },
-  { name: "PULSE_CACHE_ENTRIES", default: "1000", meaning: "Result cache: most answers kept (0 disables)." },
-  { name: "PULSE_CACHE_MB", default: "64", meaning: "Result cache: most bytes of answers kept." },
-  { name: "PULSE_COMPACTION_TRIGGER", default: "4", meaning: "Runs of one day and level that trigger a merge." },
-  { name: "PULSE_COMPACTION", default: "on", meaning: "`off` disables background compaction." },
-  {
-    name: "PULSE_COMPACTION_SETTLE_MS",
-    default: "60000",
-    meaning: "A day with several runs and no new flush for this long is merged into one run.",
-  },
-  { name: "PULSE_LOG_LEVEL", default: "info", meaning: "debug, info, warn, error or silent." },
-  {
-    name: "PULSE_RECOVERY",
-    default: "none",
-    meaning:
-      "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md.",
-  },
-  {
-    name: "PULSE_WAL_SALVAGE",
-    default: "0",
-    meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows).",
-  },
-];
-
 /** Raised for an invalid variable; `message` names the variable and the problem. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -149,6 +93,18 @@ const schema = z.object({
   PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
 });
+
+/**
+ * The environment variables pulsedb reads (the keys), each with its rule and default. The
+ * configuration table of docs/operating.md documents them, one row each (test/ops/config-table.test.ts).
+ *
+ * @example
+ * ```ts
+ * Object.keys(ENV_SCHEMA.shape); // ["HOST", "PORT", "PULSE_DATA_DIR", ...]
+ * ENV_SCHEMA.shape.PORT.parse(undefined); // 8000, the default
+ * ```
+ */
+export const ENV_SCHEMA: typeof schema = schema;
 
 /**
  * Reads and validates the configuration.

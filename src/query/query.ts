@@ -199,7 +199,8 @@ function windowsSql(col: string, windows: readonly Window[], lit = (ms: number) 
  * @param order every device the sources may hold, in answer priority, or undefined.
  * @example
  * ```ts
- * const shape = { runWindows: [[[spec.start, spec.end]]], memCount: 1 };
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const shape = { runWindows: [[[spec.start, spec.end] as const]], memCount: 1 };
  * const sql = buildQuerySql(spec, ["device_a", "device_b"], shape, true, ["device_a", "device_b", "zz"]);
  * ```
  */
@@ -338,7 +339,9 @@ export interface QueryResult {
  *
  * @example
  * ```ts
- * const { count, json } = await runQuery({ runs, memtables }, spec, ["device_a", "device_b"]);
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const runs = [{ path: "/tmp/pulse/runs/day=2024-01-15/L0-3.parquet", day: "2024-01-15" }];
+ * const { count, json } = await runQuery({ runs, memtables: [] }, spec, ["device_a", "device_b"]);
  * ```
  */
 export async function runQuery(
@@ -412,7 +415,10 @@ export async function runQuery(
  *
  * @example
  * ```ts
- * const points = toPoints(await runQuery(sources, spec, ranked));
+ * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const sources = { runs: [{ path: "/tmp/pulse/runs/day=2024-01-15/L0-3.parquet", day: "2024-01-15" }], memtables: [] };
+ * const points = toPoints(await runQuery(sources, spec, ["device_a", "device_b"]));
+ * // [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }, ...]
  * ```
  */
 export function toPoints(result: QueryResult): BucketPoint[] {

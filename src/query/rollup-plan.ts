@@ -41,7 +41,16 @@ export interface DayState {
  *
  * @example
  * ```ts
- * dayAnswersFromRollups({ runs: [run], inMemtable: false }, 300_000); // true when run.meta.rollup
+ * const run: PlannedRun = {
+ *   meta: {
+ *     id: 7, day: "2024-01-15", level: 1, file: "runs/day=2024-01-15/L1-00000007.parquet", rows: 172_800,
+ *     minTs: Date.UTC(2024, 0, 15), maxTs: Date.UTC(2024, 0, 15, 23, 59, 59), minSeq: 1, maxSeq: 172_800, bytes: 1_000_000,
+ *     rollup: { file: "rollups/day=2024-01-15/L1-00000007.parquet", bytes: 30_000 },
+ *   },
+ *   path: "/data/runs/day=2024-01-15/L1-00000007.parquet",
+ *   rollupPath: "/data/rollups/day=2024-01-15/L1-00000007.parquet",
+ * };
+ * dayAnswersFromRollups({ runs: [run], inMemtable: false }, 300_000); // true
  * ```
  */
 export function dayAnswersFromRollups(day: DayState, bucketMs: number): boolean {
@@ -57,7 +66,18 @@ const span = (r: PlannedRun): readonly [number, number] => [r.meta.minTs, r.meta
  * @param memtableDays the UTC days (`YYYY-MM-DD`) the memtables hold readings of.
  * @example
  * ```ts
- * const { runs, rollups } = planRunSources(spec, planned, new Set(["2024-01-15"]));
+ * const run: PlannedRun = {
+ *   meta: {
+ *     id: 7, day: "2024-01-15", level: 1, file: "runs/day=2024-01-15/L1-00000007.parquet", rows: 172_800,
+ *     minTs: Date.UTC(2024, 0, 15), maxTs: Date.UTC(2024, 0, 15, 23, 59, 59), minSeq: 1, maxSeq: 172_800, bytes: 1_000_000,
+ *     rollup: { file: "rollups/day=2024-01-15/L1-00000007.parquet", bytes: 30_000 },
+ *   },
+ *   path: "/data/runs/day=2024-01-15/L1-00000007.parquet",
+ *   rollupPath: "/data/rollups/day=2024-01-15/L1-00000007.parquet",
+ * };
+ * const spec = { userId: "u", start: Date.UTC(2024, 0, 15, 6), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
+ * const { runs, rollups } = planRunSources(spec, [run], new Set<string>());
+ * // rollups: the whole day from 06:00; runs: none (the range starts on a minute)
  * ```
  */
 export function planRunSources(

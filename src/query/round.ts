@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { MICRO_PER_BPM } from "../micro-bpm.ts";
+import { MICRO_PER_BPM } from "../reading.ts";
 
 /** Micro-bpm per hundredth of a bpm. */
 const MICRO_PER_HUNDREDTH = MICRO_PER_BPM / 100;

@@ -41,7 +41,13 @@ export function flushSql(frameCount: number, day: number): string {
  * @param nextId hands out run ids.
  * @example
  * ```ts
- * const metas = await writeMemtableRuns("./data", memtable, () => engine.reserveRunId());
+ * import { Memtable } from "./memtable.ts";
+ *
+ * const memtable = new Memtable(1);
+ * memtable.append([{ userId: "u1", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 72 }], 1);
+ * memtable.seal();
+ * let nextId = 1;
+ * const metas = await writeMemtableRuns("./data", memtable, () => nextId++); // one run: day 2024-01-15
  * ```
  */
 export async function writeMemtableRuns(dataDir: string, mem: Memtable, nextId: () => number): Promise<RunMeta[]> {

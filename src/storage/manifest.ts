@@ -133,6 +133,13 @@ export async function readManifest(dataDir: string): Promise<ManifestData> {
  *
  * @example
  * ```ts
+ * import type { RunMeta } from "./run.ts";
+ *
+ * const manifest = await readManifest("./data");
+ * const meta: RunMeta = {
+ *   id: 3, day: "2024-01-15", level: 0, file: "runs/day=2024-01-15/L0-3.parquet",
+ *   rows: 120, minTs: 1705312800000, maxTs: 1705316399000, minSeq: 1, maxSeq: 120, bytes: 4096,
+ * };
  * await writeManifest("./data", { ...manifest, runs: [...manifest.runs, meta] });
  * ```
  */

@@ -17,8 +17,7 @@ import * as arrow from "apache-arrow";
 import pl from "nodejs-polars";
 import { Buffer } from "node:buffer";
 import type { Reading } from "../reading.ts";
-import { DAY_MS } from "../reading.ts";
-import { toMicroBpm } from "../micro-bpm.ts";
+import { DAY_MS, toMicroBpm } from "../reading.ts";
 
 /** Rows per Polars frame converted in the background (see `frameTail`). */
 export const FRAME_CHUNK_ROWS = 32_768;
@@ -75,7 +74,7 @@ export class Memtable {
   private userCodes = new Int32Array(1024);
   private deviceCodes = new Int32Array(1024);
   private ts = new Float64Array(1024);
-  /** Heart rates in micro-bpm (micro-bpm.ts): 30..220 bpm fits an int32. */
+  /** Heart rates in micro-bpm (toMicroBpm in reading.ts): 30..220 bpm fits an int32. */
   private hr = new Int32Array(1024);
   private seq = new Float64Array(1024);
   /** Polars frames covering rows [0, framedRows), built in the background (`frameTail`). */
@@ -193,6 +192,8 @@ export class Memtable {
    *
    * @example
    * ```ts
+   * const memtable = new Memtable(1);
+   * memtable.append([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15), heartRate: 70 }], 1);
    * memtable.userSpan("u")?.mayRepeat; // false while every (u, device) arrived in time order
    * ```
    */
@@ -210,7 +211,10 @@ export class Memtable {
    *
    * @example
    * ```ts
-   * const frame = memtable.minuteFrame("u", day, day + 86_400_000);
+   * const memtable = new Memtable(1);
+   * const day = Date.UTC(2024, 0, 15);
+   * memtable.append([{ userId: "u", deviceId: "device_a", ts: day + 1_000, heartRate: 70 }], 1);
+   * const frame = memtable.minuteFrame("u", day, day + 86_400_000); // 1 row: 1 reading, 70,000,000
    * ```
    */
   minuteFrame(userId: string, lo: number, hi: number): pl.DataFrame | undefined {
@@ -380,7 +384,9 @@ export class Memtable {
  *
  * @example
  * ```ts
- * const df = arrowToPolars(memtable.toArrow());
+ * const memtable = new Memtable(1);
+ * memtable.append([{ userId: "u1", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 72 }], 1);
+ * const df = arrowToPolars(memtable.toArrow()); // 1 row
  * ```
  */
 export function arrowToPolars(table: arrow.Table): pl.DataFrame {

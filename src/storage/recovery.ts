@@ -32,7 +32,9 @@ const RUN_NAME = /^runs\/day=(\d{4}-\d{2}-\d{2})\/L(\d+)-(\d+)\.parquet$/;
  * @returns the new manifest (already durable).
  * @example
  * ```ts
- * const manifest = await rebuildManifest("./data", log);
+ * import { createLogger } from "../ops/logger.ts";
+ *
+ * const manifest = await rebuildManifest("./data", createLogger("warn"));
  * ```
  */
 export async function rebuildManifest(dataDir: string, log: Logger): Promise<ManifestData> {

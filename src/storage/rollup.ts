@@ -90,7 +90,8 @@ export async function writeRollup(dataDir: string, runFile: string): Promise<Rol
  *
  * @example
  * ```ts
- * if (!(await rollupIntact("./data", meta.rollup))) delete meta.rollup;
+ * const rollup = { file: "rollups/day=2024-01-15/L0-00000007.parquet", bytes: 30_211 };
+ * const usable = await rollupIntact("./data", rollup);
  * ```
  */
 export async function rollupIntact(dataDir: string, rollup: RollupMeta): Promise<boolean> {

@@ -3,7 +3,7 @@
  * (user_id, timestamp, device_id), with no two rows of the same identity.
  *
  * Schema (docs/format/run.md): user_id string, device_id string, timestamp datetime[ms] (UTC),
- * heart_rate int64 (micro-bpm, see micro-bpm.ts), seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
+ * heart_rate int64 (micro-bpm, see toMicroBpm in reading.ts), seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
  *
  * Files live at `runs/day=YYYY-MM-DD/L<level>-<id>.parquet` (Hive-style partitioning). A run is
  * written under a dot-prefixed temp name, fsync'd, renamed, and the directory fsync'd; only then can
@@ -79,7 +79,12 @@ export function runFile(day: string, level: number, id: number): string {
  * @param points crash points passed after the sink and after the rename.
  * @example
  * ```ts
- * const meta = await writeRun(dir, lf, { id: 3, day: "2024-01-15", level: 0 });
+ * import pl from "nodejs-polars";
+ *
+ * const lf = pl.DataFrame({
+ *   user_id: ["u1"], device_id: ["device_a"], timestamp: [new Date(Date.UTC(2024, 0, 15, 10))], heart_rate: [72], seq: [1],
+ * }).lazy();
+ * const meta = await writeRun("./data", lf, { id: 3, day: "2024-01-15", level: 0 });
  * ```
  */
 export async function writeRun(
@@ -195,7 +200,9 @@ export class RunCorruptError extends Error {
  * @throws RunCorruptError naming the file.
  * @example
  * ```ts
- * await verifyRun("./data", meta);
+ * import { readManifest } from "./manifest.ts";
+ *
+ * for (const meta of (await readManifest("./data")).runs) await verifyRun("./data", meta);
  * ```
  */
 export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {

@@ -14,7 +14,7 @@ import { createApp } from "../../src/http/app.ts";
 import { silentLogger } from "../../src/ops/logger.ts";
 import { Compactor } from "../../src/storage/compactor.ts";
 import type { Reading } from "../../src/reading.ts";
-import { toMicroBpm } from "../../src/micro-bpm.ts";
+import { toMicroBpm } from "../../src/reading.ts";
 import { fromHundredths, meanHundredths } from "../../src/query/round.ts";
 import type { QuerySpec } from "../../src/query/query.ts";
 import type { Engine } from "../../src/engine.ts";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import pl from "nodejs-polars";
 import { fromHundredths, hundredthsSql, meanHundredths } from "../../src/query/round.ts";
-import { toMicroBpm } from "../../src/micro-bpm.ts";
+import { toMicroBpm } from "../../src/reading.ts";
 import { checked } from "../../src/storage/run-sql.ts";
 
 // [values in bpm, expected answer]
