@@ -31,7 +31,7 @@ export function flushSql(frameCount: number, day: number): string {
   ).join(" UNION ALL ");
   return runRowsSql(
     `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ` +
-      `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,
+      `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, CAST(heart_rate AS BIGINT) AS heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,
   );
 }
 
