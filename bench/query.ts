@@ -1,18 +1,28 @@
 /**
- * Query benchmark (issue 3): does a 1-day query cost the same with 1, 7 or 30 days of history?
+ * Query benchmark: the cells of the range issue, one table with targets beside the figures.
  *
- * Builds histories through the engine (device_a and device_b at 1 Hz, for 1 and 10 users), lets
- * compaction settle, then starts pulsedb as a separate process and measures over HTTP, one request
- * at a time, the latency of 1-day queries with the cache missed (start moved by one second each
- * time) and hit (the same query again).
+ * Builds one user's history through the engine (device_a and device_b at 1 Hz, `--days` days ending
+ * 2024-02-01, compaction settled: one run and one rollup per day), then starts pulsedb as a separate
+ * process and measures over HTTP, one request at a time, with the result cache missed (each query's
+ * start moves back by one second):
  *
- *   npm run bench:query -- [--days 1,7,30] [--users 1,10] [--queries 200] [--runtime node|deno] [--rebuild]
+ *   - long ranges at coarse buckets (1 year at 1d, 90 days at 6h, 30 days at 1h, 7 days at 5m) and
+ *     1 settled day at 1m; a range longer than the history is cut to the history and says so;
+ *   - 1 day at 1m written over HTTP just before (batches of 10,000: memtable and fresh runs);
+ *   - 1 day at 1m while another user's readings are written at `--load-rate` readings/s.
  *
- * Histories are kept in $TMPDIR/pulsedb-bench-query-<days>d-<users>u (built once, reused).
+ * The "added MB" column is the growth of the server's RSS over the cell (a proxy for the memory a
+ * query adds).
+ *
+ *   npm run bench:query -- [--days 365] [--queries 50] [--load-rate 20000] [--runtime node|deno] [--rebuild]
+ *
+ * The history is kept in $TMPDIR/pulsedb-bench-query-<days>d-1u (built once, reused; --rebuild
+ * builds it again). A year (63 M readings) takes long to build on a small machine.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { execFileSync } from "node:child_process";
 import { Compactor } from "../src/storage/compactor.ts";
 import { testConfig } from "../src/ops/config.ts";
 import { Engine } from "../src/engine.ts";
@@ -21,16 +31,28 @@ import type { Reading } from "../src/reading.ts";
 import { flags, percentile, printTable, type Runtime, startServer } from "./support.ts";
 
 const DAY = 86_400_000;
-const END = Date.UTC(2024, 1, 1); // histories end here
+const END = Date.UTC(2024, 1, 1); // the history ends here
 
 const opts = flags();
-const daysList = (opts.get("days") ?? "1,7,30").split(",").map(Number);
-const usersList = (opts.get("users") ?? "1,10").split(",").map(Number);
-const queries = Number(opts.get("queries") ?? 200);
+const days = Number(opts.get("days") ?? 365);
+const queries = Number(opts.get("queries") ?? 50);
+const loadRate = Number(opts.get("load-rate") ?? 20_000);
 const runtime = (opts.get("runtime") ?? "node") as Runtime;
 const rebuild = opts.has("rebuild");
 
-async function build(dir: string, days: number, users: number): Promise<void> {
+/** device_a and device_b at 1 Hz for one user, one day. */
+function dayReadings(userId: string, dayStart: number, from = 0, to = 86_400): Reading[] {
+  const out: Reading[] = [];
+  for (let s = from; s < to; s++) {
+    const ts = dayStart + s * 1000;
+    const base = 60 + ((s >> 6) % 40);
+    out.push({ userId, deviceId: "device_a", ts, heartRate: base + (s % 7) / 10 });
+    out.push({ userId, deviceId: "device_b", ts, heartRate: base + 3 });
+  }
+  return out;
+}
+
+async function build(dir: string): Promise<void> {
   if (!rebuild && fs.existsSync(path.join(dir, "BUILT"))) return;
   fs.rmSync(dir, { recursive: true, force: true });
   const started = performance.now();
@@ -44,104 +66,173 @@ async function build(dir: string, days: number, users: number): Promise<void> {
     }),
     silentLogger,
   );
-  const batch: Reading[] = [];
   let rows = 0;
   for (let d = days; d >= 1; d--) {
-    const dayStart = END - d * DAY;
-    for (let u = 0; u < users; u++) {
-      for (let s = 0; s < 86_400; s++) {
-        const ts = dayStart + s * 1000;
-        const base = 60 + ((s >> 6) % 40) + u;
-        batch.push({ userId: `user_${u}`, deviceId: "device_a", ts, heartRate: base + (s % 7) / 10 });
-        batch.push({ userId: `user_${u}`, deviceId: "device_b", ts, heartRate: base + 3 });
-        if (batch.length >= 10_000) {
-          await engine.write(batch);
-          rows += batch.length;
-          batch.length = 0;
-        }
-      }
-    }
-    if (batch.length) {
-      await engine.write(batch);
-      rows += batch.length;
-      batch.length = 0;
-    }
+    const all = dayReadings("user_0", END - d * DAY);
+    for (let i = 0; i < all.length; i += 10_000) await engine.write(all.slice(i, i + 10_000));
+    rows += all.length;
     await engine.flush();
-    process.stdout.write(
-      `\r  building ${days}d x ${users}u: day ${days - d + 1}/${days}, ${rows.toLocaleString()} readings`,
-    );
+    process.stdout.write(`\r  building ${days}d: day ${days - d + 1}/${days}, ${rows.toLocaleString()} readings`);
   }
-  const compactor = new Compactor(engine, { trigger: 4, settleMs: 0 });
-  await compactor.runUntilIdle();
+  await new Compactor(engine, { trigger: 4, settleMs: 0 }).runUntilIdle();
   const runs = engine.stats().runs.length;
   await engine.close();
   fs.writeFileSync(path.join(dir, "BUILT"), new Date().toISOString());
   process.stdout.write(
-    `\r  built ${days}d x ${users}u: ${rows.toLocaleString()} readings, ${runs} runs, ${
+    `\r  built ${days}d: ${rows.toLocaleString()} readings, ${runs} runs, ${
       ((performance.now() - started) / 1000).toFixed(1)
     } s\n`,
   );
 }
 
-async function measure(url: string, n: number, vary: boolean): Promise<number[]> {
+function rssMb(pid: number): number {
+  try {
+    return Number(execFileSync("ps", ["-o", "rss=", "-p", String(pid)]).toString().trim()) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `n` cache-missing queries (start moved back a second each time) of `rangeDays` ending at `end`. */
+async function measure(
+  url: string,
+  user: string,
+  end: number,
+  rangeMs: number,
+  bucket: string,
+  n: number,
+): Promise<number[]> {
   const times: number[] = [];
-  const lastDay = END - DAY;
-  for (let i = 0; i < n + 5; i++) {
-    const start = lastDay - (vary ? (i + 1) * 1000 : 0);
-    const q = `${url}/metrics/heart-rate?user_id=user_0&start=${new Date(start).toISOString()}&end=${
-      new Date(start + DAY).toISOString()
-    }`;
+  for (let i = 0; i < n + 3; i++) {
+    const start = end - rangeMs - (i + 1) * 1000;
+    const q = `${url}/metrics/heart-rate?user_id=${user}&start=${new Date(start).toISOString()}&end=${
+      new Date(start + rangeMs).toISOString()
+    }&bucket=${bucket}`;
     const t0 = performance.now();
     const res = await fetch(q);
     const body = await res.text();
     const ms = performance.now() - t0;
     if (res.status !== 200) throw new Error(`query answered ${res.status}: ${body.slice(0, 300)}`);
-    if (i >= 5) times.push(ms); // the first few warm up the process
+    if (i >= 3) times.push(ms); // the first few warm up the process
   }
   return times;
 }
 
-console.log(`pulsedb query benchmark: runtime ${runtime}, ${queries} queries per cell, 1-day range, 1-minute buckets`);
-const rows: Array<Array<string | number>> = [];
-const p50ByHistory = new Map<string, number>();
-for (const users of usersList) {
-  for (const days of daysList) {
-    const dir = path.join(os.tmpdir(), `pulsedb-bench-query-${days}d-${users}u`);
-    await build(dir, days, users);
-    const runFiles = fs.readdirSync(path.join(dir, "runs")).reduce(
-      (n, d) => n + fs.readdirSync(path.join(dir, "runs", d)).length,
-      0,
+async function postDay(url: string, user: string, dayStart: number): Promise<void> {
+  const all = dayReadings(user, dayStart);
+  for (let i = 0; i < all.length; i += 10_000) {
+    const body = JSON.stringify(
+      all.slice(i, i + 10_000).map((r) => ({
+        user_id: r.userId,
+        device_id: r.deviceId,
+        timestamp: new Date(r.ts).toISOString(),
+        heart_rate: r.heartRate,
+      })),
     );
-    const server = await startServer({ PULSE_DATA_DIR: dir, PULSE_COMPACTION: "off" }, runtime);
-    try {
-      const miss = await measure(server.url, queries, true);
-      const hit = await measure(server.url, queries, false);
-      p50ByHistory.set(`${days}|${users}`, percentile(miss, 50));
-      rows.push([
-        `${days} d`,
-        users,
-        (days * users * 172_800).toLocaleString("en-US"),
-        runFiles,
-        percentile(miss, 50),
-        percentile(miss, 99),
-        percentile(hit, 50),
-        percentile(hit, 99),
-      ]);
-    } finally {
-      await server.stop();
+    const res = await fetch(`${url}/metrics/heart-rate`, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json" },
+    });
+    if (res.status !== 200) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+  }
+}
+
+/** Writes another user's readings at `rate` readings/s until `stop()`; returns the readings written. */
+function loadWriter(url: string, rate: number): { stop(): Promise<number> } {
+  let running = true;
+  let written = 0;
+  const batch = 500;
+  const done = (async () => {
+    const t0 = performance.now();
+    let s = 0;
+    while (running) {
+      const body = JSON.stringify(Array.from({ length: batch }, (_, i) => ({
+        user_id: "load_user",
+        device_id: i % 2 ? "device_a" : "device_b",
+        timestamp: new Date(END + 10 * DAY + (s + (i >> 1)) * 1000).toISOString(),
+        heart_rate: 70 + (i % 30),
+      })));
+      s += batch / 2;
+      const res = await fetch(`${url}/metrics/heart-rate`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" },
+      });
+      await res.text();
+      written += batch;
+      const ahead = (written / rate) * 1000 - (performance.now() - t0);
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
     }
-  }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return written;
+    },
+  };
 }
-console.log();
-printTable(
-  ["history", "users", "readings", "run files", "miss p50 ms", "miss p99 ms", "hit p50 ms", "hit p99 ms"],
-  rows,
+
+const dir = path.join(os.tmpdir(), `pulsedb-bench-query-${days}d-1u`);
+await build(dir);
+const runFiles = fs.readdirSync(path.join(dir, "runs")).reduce(
+  (n, d) => n + fs.readdirSync(path.join(dir, "runs", d)).length,
+  0,
 );
-console.log();
-for (const users of usersList) {
-  const one = p50ByHistory.get(`1|${users}`);
-  const month = p50ByHistory.get(`30|${users}`);
-  if (one && month) {
-    console.log(`${users} user(s): p50 with 30 days of history / with 1 day = ${(month / one).toFixed(2)}`);
+console.log(
+  `pulsedb query benchmark: runtime ${runtime}, ${queries} cache-missing queries per cell, history ${days} days ` +
+    `(${(days * 172_800).toLocaleString("en-US")} readings, ${runFiles} run files)`,
+);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "pulsedb-bench-query-run-"));
+fs.cpSync(dir, work, { recursive: true });
+fs.rmSync(path.join(work, "LOCK"), { force: true });
+const server = await startServer({ PULSE_DATA_DIR: work, PULSE_COMPACTION: "on" }, runtime);
+const table: Array<Array<string | number>> = [];
+try {
+  const cells: Array<[string, number, string, number]> = [
+    ["1 year at 1d", 365, "1d", 50],
+    ["90 days at 6h", 90, "6h", 50],
+    ["30 days at 1h", 30, "1h", 25],
+    ["7 days at 5m", 7, "5m", 25],
+    ["1 day at 1m, settled", 1, "1m", 15],
+  ];
+  for (const [name, wantDays, bucket, target] of cells) {
+    const span = Math.min(wantDays, days);
+    const before = rssMb(server.child.pid!);
+    const t = await measure(server.url, "user_0", END, span * DAY - 60_000, bucket, queries);
+    const label = span < wantDays ? `${name} (history: ${span} d)` : name;
+    table.push([label, target, percentile(t, 50), percentile(t, 99), Math.max(0, rssMb(server.child.pid!) - before)]);
   }
+  // Written over HTTP just before: the day sits in the memtable and fresh runs.
+  const liveDay = END + DAY;
+  let before = rssMb(server.child.pid!);
+  await postDay(server.url, "live_user", liveDay);
+  let t = await measure(server.url, "live_user", liveDay + DAY, DAY - 60_000, "1m", queries);
+  table.push([
+    "1 day at 1m, written over HTTP just before",
+    15,
+    percentile(t, 50),
+    percentile(t, 99),
+    Math.max(0, rssMb(server.child.pid!) - before),
+  ]);
+  // Under a steady write load of another user.
+  before = rssMb(server.child.pid!);
+  const load = loadWriter(server.url, loadRate);
+  const loadStart = performance.now();
+  t = await measure(server.url, "live_user", liveDay + DAY, DAY - 60_000, "1m", queries);
+  const written = await load.stop();
+  const achieved = Math.round(written / ((performance.now() - loadStart) / 1000));
+  table.push([
+    `1 day at 1m, under ${achieved.toLocaleString("en-US")} readings/s of writes`,
+    30,
+    percentile(t, 50),
+    percentile(t, 99),
+    Math.max(0, rssMb(server.child.pid!) - before),
+  ]);
+} finally {
+  await server.stop();
+  fs.rmSync(work, { recursive: true, force: true });
 }
+console.log();
+printTable(["query (cache missed)", "target p50 ms", "p50 ms", "p99 ms", "added MB"], table);

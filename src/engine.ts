@@ -22,10 +22,23 @@ import type { Logger } from "./ops/logger.ts";
 import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
-import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
+import {
+  type BucketPoint,
+  type QueryResult,
+  type QuerySources,
+  type QuerySpec,
+  rankDevices,
+  runQuery,
+  spansDisjoint,
+  toPoints,
+  type Window,
+} from "./query/query.ts";
 import type { Reading } from "./reading.ts";
 import { ResultCache } from "./query/result-cache.ts";
-import { checkRunSize, listRunFiles, removeRunFiles, RunCorruptError, type RunMeta } from "./storage/run.ts";
+import { checkRunSize, dayName, listRunFiles, removeRunFiles, RunCorruptError, type RunMeta } from "./storage/run.ts";
+import { planRunSources } from "./query/rollup-plan.ts";
+import { MINUTE_MS } from "./storage/rollup.ts";
+import { rollupIntact } from "./storage/rollup.ts";
 import { writeMemtableRuns } from "./storage/flush.ts";
 import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { type RunHandle, RunSet } from "./storage/run-set.ts";
@@ -50,7 +63,7 @@ export class ShuttingDownError extends Error {
 
 /** Writes failed because the WAL could not be written or synced; nothing of the call is acknowledged. */
 export class WalWriteError extends Error {
-  constructor(readonly cause: unknown) {
+  constructor(override readonly cause: unknown) {
     super(`the write-ahead log could not be written: ${(cause as Error)?.message ?? cause}`);
     this.name = "WalWriteError";
   }
@@ -87,6 +100,9 @@ export interface EngineHooks {
  *
  * @example
  * ```ts
+ * import { testConfig } from "./ops/config.ts";
+ * import { silentLogger } from "./ops/logger.ts";
+ *
  * const engine = await Engine.open(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
  * await engine.write([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 75 }]);
  * const points = await engine.query({ userId: "u", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 });
@@ -337,23 +353,66 @@ export class Engine {
     }
     const memtables: pl.DataFrame[] = [];
     const memtableDevices: string[] = [];
+    const memtableDays = new Set<string>();
+    const memSpans: Array<readonly [number, number]> = [];
+    let memMayRepeat = false;
+    const memOwners: Memtable[] = [];
     for (const m of [...this.immutables, this.active]) {
-      if (m.rows > 0 && m.minTs < spec.end && m.maxTs >= spec.start) {
-        memtables.push(...m.frames());
-        memtableDevices.push(...m.deviceIds());
-      }
+      if (m.rows === 0 || m.minTs >= spec.end || m.maxTs < spec.start) continue;
+      const user = m.userSpan(spec.userId);
+      if (user === undefined || user.minTs >= spec.end || user.maxTs < spec.start) continue; // nothing of this user
+      const frames = m.frames();
+      memtables.push(...frames);
+      for (const _ of frames) memOwners.push(m);
+      memtableDevices.push(...m.deviceIds());
+      for (const d of m.days) memtableDays.add(dayName(d));
+      memSpans.push([user.minTs, user.maxTs]);
+      memMayRepeat ||= user.mayRepeat;
     }
     try {
-      const sources = {
-        runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })),
-        memtables,
-        memtableDevices,
-      };
+      const planned = runs.map((h) => ({
+        meta: h.meta,
+        path: h.path,
+        rollupPath: h.meta.rollup ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
+      }));
+      const planSplit = planRunSources(spec, planned, memtableDays);
+      // Raw rows need no de-duplication when no identity can occur twice: each memtable's rows of
+      // this user arrived in order per device, and all raw sources' time spans are disjoint.
+      const disjoint = !memMayRepeat &&
+        spansDisjoint([...memSpans, ...planSplit.runs.map((r) => r.span ?? [-Infinity, Infinity] as const)]);
+      const sources = { ...planSplit, memtables, memtableDevices, disjoint } as QuerySources;
+      if (disjoint && spec.bucketMs % MINUTE_MS === 0) this.useMinuteAggregates(spec, sources, memOwners);
       return await runQuery(sources, spec, this.ranked);
     } finally {
       this.runs.release(runs);
       this.metrics.queryDuration.observe((performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * Lets each memtable answer the whole minutes of the range from its per-minute aggregates (its
+   * frames then read only the partial minutes at the range's ends). Pre: the sources are disjoint
+   * (no identity twice) and buckets are whole minutes.
+   */
+  private useMinuteAggregates(spec: QuerySpec, sources: QuerySources, owners: readonly Memtable[]): void {
+    const lo = Math.ceil(spec.start / MINUTE_MS) * MINUTE_MS;
+    const hi = Math.floor(spec.end / MINUTE_MS) * MINUTE_MS;
+    if (lo >= hi) return;
+    const edges: Window[] = [];
+    if (spec.start < lo) edges.push([spec.start, lo]);
+    if (hi < spec.end) edges.push([hi, spec.end]);
+    const windows: Array<readonly Window[]> = owners.map(() => [[spec.start, spec.end]]);
+    const rollups = sources.rollups ?? [];
+    for (const m of new Set(owners)) {
+      const frame = m.minuteFrame(spec.userId, lo, hi);
+      if (frame === undefined) continue;
+      rollups.push({ frame, window: [lo, hi], devices: m.deviceIds() });
+      owners.forEach((o, i) => {
+        if (o === m) windows[i] = edges;
+      });
+    }
+    sources.rollups = rollups;
+    sources.memtableWindows = windows;
   }
 
   /**
@@ -667,13 +726,20 @@ export class Engine {
  * first read, or by the background pass, so start-up does not read every file).
  */
 async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logger): Promise<void> {
-  const live = new Set(manifest.runs.map((r) => r.file));
+  const live = new Set(manifest.runs.flatMap((r) => (r.rollup ? [r.file, r.rollup.file] : [r.file])));
   for (const file of await listRunFiles(dataDir)) {
     if (live.has(file)) continue;
     log.warn("removing orphan run file", { file });
     await fs.promises.rm(path.join(dataDir, file), { force: true, recursive: true });
   }
   await Promise.all(manifest.runs.map((r) => checkRunSize(dataDir, r)));
+  for (const r of manifest.runs) {
+    if (r.rollup && !(await rollupIntact(dataDir, r.rollup))) {
+      // Derived data: without it the run's day is read raw (exact, only slower).
+      log.warn("run rollup missing or damaged; the run is read row by row", { file: r.rollup.file });
+      delete r.rollup;
+    }
+  }
   for (const f of await fs.promises.readdir(dataDir)) {
     if (f.startsWith(".tmp-")) await fs.promises.rm(path.join(dataDir, f), { force: true });
   }
@@ -687,7 +753,7 @@ async function checkRunFiles(dataDir: string, manifest: ManifestData, log: Logge
 async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
   if (!fs.existsSync(path.join(dataDir, MANIFEST_FILE))) {
     const runs = (await listRunFiles(dataDir)).filter((f) =>
-      f.endsWith(".parquet") && !path.basename(f).startsWith(".")
+      f.startsWith("runs/") && f.endsWith(".parquet") && !path.basename(f).startsWith(".")
     );
     if (runs.length === 0) {
       // A new database: publish an empty manifest before any run can exist, so that from now on

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type Config, ConfigError, loadConfig } from "./ops/config.ts";
+import { type Config, ConfigError, isLoopbackHost, loadConfig } from "./ops/config.ts";
 import type { Engine } from "./engine.ts";
 import { createApp } from "./http/app.ts";
 import { exit, onShutdownSignal, type RunningServer, runtimeName, serve } from "./http/serve.ts";
@@ -20,6 +20,9 @@ import { createLogger } from "./ops/logger.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { openPulseDb } from "./pulsedb.ts";
 import { checkDataDir, DataDirError } from "./storage/data-dir.ts";
+import { AccessControl } from "./http/auth.ts";
+import { AuditLog } from "./http/audit.ts";
+import { TokenStore } from "./storage/token-store.ts";
 
 const started = performance.now();
 /** How long a shutdown waits for an engine that is still opening. */
@@ -59,13 +62,42 @@ function fail(message: string, err: unknown): never {
   exit(1);
 }
 
+// Access control (PULSE_AUTH=on): the token store is read before the server listens.
+let access: AccessControl | undefined;
+let audit: AuditLog | undefined;
+if (config.auth === "on") {
+  try {
+    const store = TokenStore.load(config.dataDir);
+    audit = config.auditLog !== undefined ? AuditLog.toFile(config.auditLog) : AuditLog.toStderr();
+    access = new AccessControl({
+      adminToken: config.adminToken!.reveal(),
+      store,
+      audit,
+      maxBodyBytes: config.maxBodyBytes,
+    });
+    log.info("access control on", { tokens: store.size, audit: config.auditLog ?? "stderr" });
+  } catch (err) {
+    fail("access control cannot start", err);
+  }
+} else if (!isLoopbackHost(config.host)) {
+  log.warn("access control is off on a non-loopback address (PULSE_AUTH=off)", { host: config.host });
+}
+
 const metrics = new Metrics();
 let engine: Engine | undefined;
 let stopping = false;
 /** Settles when the open has finished (either way): data requests during start-up wait on it. */
 let openSettled!: () => void;
 const opened = new Promise<void>((resolve) => (openSettled = resolve));
-const app = createApp({ engine: () => engine, opening: opened, metrics, config, log, ready: () => !stopping });
+const app = createApp({
+  engine: () => engine,
+  opening: opened,
+  metrics,
+  config,
+  log,
+  ready: () => !stopping,
+  access,
+});
 
 let server: RunningServer;
 try {
@@ -99,8 +131,10 @@ async function shutdown(signal: string): Promise<void> {
       );
       exit(1);
     }
+    audit?.flush();
     if (db === undefined) return;
     await db.engine.close();
+    audit?.flush();
     exit(0);
   } catch (err) {
     log.error("shutdown failed", { err });

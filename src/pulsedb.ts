@@ -21,6 +21,9 @@ export interface PulseDb {
  *
  * @example
  * ```ts
+ * import { testConfig } from "./ops/config.ts";
+ * import { silentLogger } from "./ops/logger.ts";
+ *
  * const { engine } = await openPulseDb(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
  * await engine.close();
  * ```

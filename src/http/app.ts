@@ -16,6 +16,9 @@ import { parseQueryParams, parseReadingsBody, type ParseResult } from "./validat
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
+import { DASHBOARD_PATHS, dashboardRoutes } from "./dashboard.ts";
+import type { AccessControl } from "./auth.ts";
+import { tokenRoutes } from "./tokens.ts";
 
 const ROUTE = "/metrics/heart-rate";
 /** Bodies larger than this (or of unknown length) go through the large-body gate. */
@@ -23,7 +26,7 @@ const LARGE_BODY_BYTES = 64 * 1024;
 /** Large bodies parsed and written at once. */
 const LARGE_BODY_CONCURRENCY = 4;
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
-const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json"] as const;
+const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json", ...DASHBOARD_PATHS];
 const ACCEPTED = JSON.stringify({ status: "accepted" });
 const JSON_HEADERS = { "content-type": "application/json" };
 const STARTING = "pulsedb is starting (replaying the write-ahead log); retry shortly.";
@@ -41,6 +44,8 @@ const STOPPING = "pulsedb is shutting down.";
  *   503, so that a client that saw `/health` answer 200 is served. Without it, data routes answer
  *   503 until the engine is open.
  * - `ready()`: false while the server shuts down (then `/ready` answers 503); default always true.
+ * - `access`: access control (PULSE_AUTH=on): bearer tokens and the `/tokens` routes; absent, the app
+ *   has neither (PULSE_AUTH=off).
  */
 export type AppDeps = {
   config: Pick<Config, "maxBodyBytes">;
@@ -48,6 +53,7 @@ export type AppDeps = {
   ready?: () => boolean;
   opening?: Promise<unknown>;
   startupWaitMs?: number;
+  access?: AccessControl;
 } & ({ engine: Engine; metrics?: Metrics } | { engine: () => Engine | undefined; metrics: Metrics });
 
 /** How long a data request that arrives during start-up waits for the engine to open. */
@@ -58,11 +64,22 @@ export const STARTUP_WAIT_MS = 30_000;
  *
  * @example
  * ```ts
+ * import { Engine } from "../engine.ts";
+ * import { testConfig } from "../ops/config.ts";
+ * import { silentLogger as log } from "../ops/logger.ts";
+ * import { Metrics } from "../ops/metrics.ts";
+ *
+ * const config = testConfig({ dataDir: "/tmp/pulse" });
+ * const engine = await Engine.open(config, log);
  * const app = createApp({ engine, config, log });
- * const res = await app.request("/health");
- * // while the engine opens:
- * let engine: Engine | undefined;
- * const app2 = createApp({ engine: () => engine, metrics, config, log });
+ * const res = await app.request("/health"); // 200
+ * await engine.close();
+ *
+ * // Serving while the engine opens (data routes answer 503 until it is there):
+ * const metrics = new Metrics();
+ * let opened: Engine | undefined;
+ * const app2 = createApp({ engine: () => opened, metrics, config, log });
+ * opened = await Engine.open(config, log, metrics);
  * ```
  */
 export function createApp(deps: AppDeps): Hono {
@@ -106,6 +123,20 @@ export function createApp(deps: AppDeps): Hono {
       });
     }
   });
+
+  // Access control (PULSE_AUTH=on): see auth.ts and tokens.ts. Off, nothing is mounted.
+  const access = deps.access;
+  if (access !== undefined) {
+    app.use("*", access.middleware);
+    app.route(
+      "/tokens",
+      tokenRoutes(access.store, {
+        now: access.now,
+        available: () => engineNow() !== undefined,
+        maxBodyBytes: deps.config.maxBodyBytes,
+      }),
+    );
+  }
 
   const decoder = new TextDecoder();
   // Large bodies (batches) are parsed and written a few at a time: see gate.ts.
@@ -157,6 +188,9 @@ export function createApp(deps: AppDeps): Hono {
       metrics.reject(parsed.status === 413 ? "batch_too_large" : "invalid", count);
       return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
     }
+    // Access control: every reading's user must be the token's, checked before anything is written.
+    const denied = access?.checkReadings(c, parsed.readings);
+    if (denied !== undefined) return denied;
     try {
       await engine.write(parsed.readings);
     } catch (err) {
@@ -233,6 +267,8 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get("/openapi.json", () => new Response(openApiJson(), { status: 200, headers: JSON_HEADERS }));
+
+  app.route("/", dashboardRoutes({ authEnabled: access !== undefined }));
 
   app.notFound((c) => problemResponse(problem(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
 

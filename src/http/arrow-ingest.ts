@@ -50,6 +50,8 @@ class Errors {
  *
  * @example
  * ```ts
+ * import * as arrow from "apache-arrow";
+ *
  * const table = arrow.tableFromArrays({ user_id: ["u1"], device_id: ["device_a"], timestamp: new Float64Array([Date.UTC(2024, 0, 15)]), heart_rate: new Float64Array([72]) });
  * parseArrowBody(arrow.tableToIPC(table, "stream")); // { ok: true, batch: true, readings: [...] }
  * ```

@@ -11,9 +11,13 @@
 /**
  * @example
  * ```ts
- * const gate = new Gate(4);
+ * const gate = new Gate(4); // at most 4 holders; the fifth waits
  * await gate.enter();
- * try { await work(); } finally { gate.leave(); }
+ * try {
+ *   await new Promise((resolve) => setTimeout(resolve, 10)); // the work
+ * } finally {
+ *   gate.leave();
+ * }
  * ```
  */
 export class Gate {

@@ -19,6 +19,9 @@ import {
   readingsBodySchema,
   readingSchema,
 } from "./validation.ts";
+import { ARROW_STREAM_TYPE, MAX_ARROW_ERRORS, MAX_ARROW_ROWS } from "./arrow-ingest.ts";
+import { newTokenSchema } from "./tokens.ts";
+import { SCOPES } from "../storage/token-store.ts";
 
 /** The API version in `info.version`. */
 export const API_VERSION = "0.1.0";
@@ -171,7 +174,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   reading.examples = [READING];
   schemas.ReadingBatch.description = `A batch of 1 to ${MAX_BATCH} readings, all-or-nothing.`;
 
-  return {
+  return withAccessControl({
     openapi: "3.1.0",
     info: {
       title: "pulsedb",
@@ -247,6 +250,18 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/": {
+        get: {
+          operationId: "dashboard",
+          summary: "The dashboard: an HTML page that charts a user's heart rate (its scripts and styles are served " +
+            "under /dashboard/).",
+          tags: ["operations"],
+          responses: {
+            "200": { description: "The page.", content: { "text/html": { schema: { type: "string" } } } },
+            "304": { description: "Not modified (the `If-None-Match` ETag matches)." },
+          },
+        },
+      },
       "/openapi.json": {
         get: {
           operationId: "openapi",
@@ -271,7 +286,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         },
       },
     },
-  };
+  });
 }
 
 function ingestOperation() {
@@ -279,7 +294,8 @@ function ingestOperation() {
     operationId: "ingestHeartRate",
     summary: "Store one reading or a batch of readings.",
     description:
-      `The body is one reading or a JSON array of 1 to ${MAX_BATCH} readings. A batch is all-or-nothing: one invalid reading ` +
+      `The body is one reading or a JSON array of 1 to ${MAX_BATCH} readings, or (Content-Type ${ARROW_STREAM_TYPE}) an ` +
+      `Arrow IPC stream of readings. A batch is all-or-nothing: one invalid reading ` +
       "rejects it with 400, naming the index and field of every bad reading. The answer is sent once the readings are in the " +
       "fsync'd write-ahead log. Within a batch, a later element with the same identity wins.",
     tags: ["readings"],
@@ -291,6 +307,18 @@ function ingestOperation() {
           examples: {
             single: { summary: "One reading", value: READING },
             batch: { summary: "A batch", value: BATCH },
+          },
+        },
+        [ARROW_STREAM_TYPE]: {
+          schema: {
+            type: "string",
+            contentMediaType: ARROW_STREAM_TYPE,
+            description:
+              `An Arrow IPC stream of up to ${MAX_ARROW_ROWS} rows, all-or-nothing, with columns user_id and device_id ` +
+              "(utf8, large utf8 or dictionary<utf8>), timestamp (an Arrow timestamp of any unit, or int64/float64 ms since " +
+              "the epoch, UTC) and heart_rate (float64, float32 or an integer type); extra columns are ignored. The same " +
+              `rules as JSON readings apply; a 400 lists every bad cell as /<row>/<column> (up to ${MAX_ARROW_ERRORS}). ` +
+              "The answer is a batch answer.",
           },
         },
       },
@@ -449,6 +477,183 @@ function queryOperation() {
       "503": UNAVAILABLE,
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access control (PULSE_AUTH=on): the bearer scheme, 401/403 on the protected operations, /tokens
+
+/** Paths whose every operation needs a bearer token when access control is on. */
+const PROTECTED_PATHS = new Set(["/metrics/heart-rate", "/metrics", "/tokens", "/tokens/{id}"]);
+/** An obvious placeholder: no real token (nor anything shaped like one) appears in an example. */
+const EXAMPLE_TOKEN = "pdb_EXAMPLE_NOT_A_REAL_TOKEN";
+const TOKEN_VIEW = {
+  id: "3f2a9c41d07be5a8",
+  name: "ward-3 monitor",
+  users: ["user_123", "user_456"],
+  scopes: ["write"],
+  expires_at: "2027-01-01T00:00:00Z",
+};
+
+/**
+ * Adds access control to the document: the `bearerAuth` scheme, `security` on every operation
+ * (the protected paths need the scheme; the others none), 401 and 403 answers on the protected
+ * operations (whatever their method, so routes added later get them too), and the /tokens routes.
+ */
+function withAccessControl(doc: {
+  [k: string]: unknown;
+  paths: Record<
+    string,
+    Record<string, { security?: unknown; responses?: Record<string, unknown>; [k: string]: unknown }>
+  >;
+  components: Record<string, unknown>;
+}) {
+  const tokenBody = z.toJSONSchema(newTokenSchema, { io: "input" }) as Record<string, unknown>;
+  delete tokenBody.$schema;
+  const tokenView = {
+    type: "object",
+    required: ["id", "name", "users", "scopes", "expires_at"],
+    properties: {
+      id: { type: "string", description: "Public id: lists, revocation, audit lines." },
+      name: { type: "string" },
+      users: { anyOf: [{ const: "*" }, { type: "array", items: { type: "string" } }] },
+      scopes: { type: "array", items: { enum: [...SCOPES] } },
+      expires_at: { anyOf: [{ type: "string", format: "date-time" }, { type: "null" }] },
+    },
+  };
+  const admin = { security: [{ bearerAuth: [] }], tags: ["tokens"] };
+  doc.paths["/tokens"] = {
+    post: {
+      ...admin,
+      operationId: "createToken",
+      summary: "Issue a token (admin token only). The token string is in this answer only.",
+      requestBody: {
+        required: true,
+        content: {
+          "application/json": {
+            schema: { $ref: `${REF}NewToken` },
+            example: { name: "ward-3 monitor", users: ["user_123", "user_456"], scopes: ["write"] },
+          },
+        },
+      },
+      responses: {
+        "201": {
+          description: "Issued and durable.",
+          content: {
+            "application/json": {
+              schema: {
+                allOf: [{ $ref: `${REF}Token` }, {
+                  type: "object",
+                  required: ["token"],
+                  properties: { token: { type: "string", description: "`pdb_` and 64 hex digits; shown once." } },
+                }],
+              },
+              example: { ...TOKEN_VIEW, token: EXAMPLE_TOKEN },
+            },
+          },
+        },
+        "400": problemResponse("An invalid token request; nothing was created.", {
+          invalid: {
+            summary: "An unknown scope",
+            value: {
+              type: "https://pulsedb.dev/problems/validation",
+              title: "Validation failed",
+              status: 400,
+              detail: "The token request is invalid; no token was created.",
+              errors: [{ path: "/scopes/0", message: `a scope is one of ${SCOPES.join(", ")}` }],
+            },
+          },
+        }),
+        "503": UNAVAILABLE,
+      },
+    },
+    get: {
+      ...admin,
+      operationId: "listTokens",
+      summary: "Every issued token, without token strings (admin token only).",
+      responses: {
+        "200": {
+          description: "The tokens.",
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["tokens"],
+                properties: { tokens: { type: "array", items: { $ref: `${REF}Token` } } },
+              },
+              example: { tokens: [TOKEN_VIEW] },
+            },
+          },
+        },
+        "503": UNAVAILABLE,
+      },
+    },
+  };
+  doc.paths["/tokens/{id}"] = {
+    delete: {
+      ...admin,
+      operationId: "revokeToken",
+      summary: "Revoke a token (admin token only): refused from the next request on.",
+      parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" }, example: TOKEN_VIEW.id }],
+      responses: {
+        "204": { description: "Revoked (durably)." },
+        "404": problemResponse("No token has this id.", {
+          unknown: { summary: "Unknown id", value: problemExample(404, "Not Found", "No token has this id.") },
+        }),
+        "503": UNAVAILABLE,
+      },
+    },
+  };
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const op of Object.values(ops)) {
+      if (!PROTECTED_PATHS.has(p)) {
+        op.security = [];
+        continue;
+      }
+      op.security = [{ bearerAuth: [] }];
+      op.responses = {
+        ...op.responses,
+        "401": { $ref: "#/components/responses/Unauthorized" },
+        "403": { $ref: "#/components/responses/Forbidden" },
+      };
+    }
+  }
+  const schemas = doc.components.schemas as Record<string, unknown>;
+  schemas.NewToken = tokenBody;
+  schemas.Token = tokenView;
+  doc.components.securitySchemes = {
+    bearerAuth: {
+      type: "http",
+      scheme: "bearer",
+      description: "With PULSE_AUTH=on: the admin token, or a token from POST /tokens (`pdb_...`). " +
+        "Scopes: read (GET readings), write (POST), delete (DELETE), metrics (GET /metrics); readings only of the " +
+        "token's users. With PULSE_AUTH=off no token is needed.",
+    },
+  };
+  doc.components.responses = {
+    Unauthorized: {
+      description: "No bearer token, or one that is malformed, unknown, expired or revoked.",
+      headers: {
+        "WWW-Authenticate": { schema: { type: "string" }, example: 'Bearer realm="pulsedb", error="invalid_token"' },
+      },
+      content: {
+        [PROBLEM_TYPE]: {
+          schema: { $ref: `${REF}Problem` },
+          example: problemExample(401, "Unauthorized", "The bearer token is not valid: unknown, expired or revoked."),
+        },
+      },
+    },
+    Forbidden: {
+      description:
+        "A valid token without the scope, or for other users (a batch with one such reading: nothing stored); /tokens with a token other than the admin token.",
+      content: {
+        [PROBLEM_TYPE]: {
+          schema: { $ref: `${REF}Problem` },
+          example: problemExample(403, "Forbidden", "This token may not access the readings of the requested user."),
+        },
+      },
+    },
+  };
+  return doc;
 }
 
 let cached: string | undefined;

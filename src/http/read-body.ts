@@ -26,8 +26,8 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
  *
  * @example
  * ```ts
- * const bytes = await readBody(c.req.raw, 4 * 1024 * 1024);
- * if (bytes === undefined) return tooLarge();
+ * const req = new Request("http://localhost/", { method: "POST", body: "{}" });
+ * const bytes = await readBody(req, 4 * 1024 * 1024); // undefined: larger than 4 MiB, answer 413
  * ```
  */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array | undefined> {

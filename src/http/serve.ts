@@ -43,7 +43,7 @@ export function runtimeName(): "deno" | "node" {
  *
  * @example
  * ```ts
- * const server = await serve(app.fetch, { hostname: "127.0.0.1", port: 0 });
+ * const server = await serve(() => new Response("ok"), { hostname: "127.0.0.1", port: 0 });
  * console.log(server.port);
  * await server.close();
  * ```
@@ -112,7 +112,11 @@ function answerClientError(err: Error & { code?: string }, socket: import("node:
  *
  * @example
  * ```ts
- * onShutdownSignal(async (signal) => { await server.close(); });
+ * const server = await serve(() => new Response("ok"), { hostname: "127.0.0.1", port: 8000 });
+ * onShutdownSignal(async (signal) => {
+ *   console.log(`${signal}: stopping`);
+ *   await server.close();
+ * });
  * ```
  */
 export function onShutdownSignal(handler: (signal: string) => void): void {

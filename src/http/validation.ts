@@ -5,7 +5,7 @@
  * of the OpenAPI document: generate it with `z.toJSONSchema(schema, { io: "input" })`, because
  * `timestamp` is transformed to milliseconds on output). For speed, ingest first runs a
  * hand-written check ({@link fastReading}) that applies exactly the same rules; only when it finds
- * a problem does zod run, and then zod decides and reports. `test/validation.test.ts` checks that
+ * a problem does zod run, and then zod decides and reports. `test/http/validation.test.ts` checks that
  * the two agree.
  *
  * @module

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import * as fs from "node:fs";
 import { z } from "zod";
 import { ID_PATTERN } from "../reading.ts";
 
@@ -43,63 +44,64 @@ export interface Config {
   crashPoint: string | undefined;
   /** Queries run by Polars at once; more wait in line (keeps threads free for the WAL). */
   queryConcurrency: number;
+  /** Access control: "on" requires bearer tokens on the data routes, /metrics and /tokens. */
+  auth: "on" | "off";
+  /** The admin token (set when `auth` is "on"); prints as "[redacted]" in logs and JSON. */
+  adminToken: Secret | undefined;
+  /** A file the audit lines are appended to; undefined: the audit lines go to the normal log. */
+  auditLog: string | undefined;
 }
 
-/** Every variable pulsedb reads, with its default and meaning (the README's table is built from this). */
-export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: string }> = [
-  { name: "HOST", default: "127.0.0.1", meaning: "Address to listen on." },
-  { name: "PORT", default: "8000", meaning: "TCP port to listen on (0 picks a free one)." },
-  { name: "PULSE_DATA_DIR", default: "./data", meaning: "Directory for the WAL, runs and manifest." },
-  {
-    name: "PULSE_DEVICE_PRIORITY",
-    default: "device_a:1,device_b:2",
-    meaning: "device:priority pairs; 1 is the highest.",
-  },
-  {
-    name: "PULSE_FSYNC",
-    default: "always",
-    meaning:
-      "`always` (answer after fsync) or `interval` (answer after write, fsync every PULSE_FSYNC_INTERVAL_MS; a power loss can lose that window).",
-  },
-  { name: "PULSE_FSYNC_INTERVAL_MS", default: "100", meaning: "fsync period in `interval` mode." },
-  {
-    name: "PULSE_MEMTABLE_ROWS",
-    default: "200000",
-    meaning: "Rows at which the active memtable is sealed and flushed to a run.",
-  },
-  {
-    name: "PULSE_FLUSH_INTERVAL_MS",
-    default: "30000",
-    meaning: "Age at which a non-empty memtable is flushed anyway.",
-  },
-  {
-    name: "PULSE_MEMORY_BUDGET_MB",
-    default: "256",
-    meaning: "Memory for memtables; past it, POST answers 503 with Retry-After.",
-  },
-  { name: "PULSE_MAX_BODY_BYTES", default: "4194304", meaning: "Largest request body; larger gets 413." },
-  { name: "PULSE_CACHE_ENTRIES", default: "1000", meaning: "Result cache: most answers kept (0 disables)." },
-  { name: "PULSE_CACHE_MB", default: "64", meaning: "Result cache: most bytes of answers kept." },
-  { name: "PULSE_COMPACTION_TRIGGER", default: "4", meaning: "Runs of one day and level that trigger a merge." },
-  { name: "PULSE_COMPACTION", default: "on", meaning: "`off` disables background compaction." },
-  {
-    name: "PULSE_COMPACTION_SETTLE_MS",
-    default: "60000",
-    meaning: "A day with several runs and no new flush for this long is merged into one run.",
-  },
-  { name: "PULSE_LOG_LEVEL", default: "info", meaning: "debug, info, warn, error or silent." },
-  {
-    name: "PULSE_RECOVERY",
-    default: "none",
-    meaning:
-      "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md.",
-  },
-  {
-    name: "PULSE_WAL_SALVAGE",
-    default: "0",
-    meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows).",
-  },
-];
+/** Shortest admin token accepted. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/**
+ * A secret string that never prints: `JSON.stringify`, string conversion and `util.inspect` all
+ * give `"[redacted]"`; only {@link Secret.reveal} returns the value.
+ *
+ * @example
+ * ```ts
+ * const s = new Secret("x".repeat(32));
+ * JSON.stringify({ s }); // '{"s":"[redacted]"}'
+ * s.reveal();            // "xxxx..."
+ * ```
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  /** The secret itself. */
+  reveal(): string {
+    return this.#value;
+  }
+  toJSON(): string {
+    return "[redacted]";
+  }
+  toString(): string {
+    return "[redacted]";
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return "[redacted]";
+  }
+}
+
+/**
+ * Whether `host` is a loopback address: 127.0.0.0/8, `::1` (also bracketed or written out) or
+ * `localhost`.
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost("127.0.0.1"); // true
+ * isLoopbackHost("0.0.0.0");   // false
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^(?:::ffff:)?127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4 !== null && v4.slice(1).every((o) => Number(o) <= 255);
+}
 
 /** Raised for an invalid variable; `message` names the variable and the problem. */
 export class ConfigError extends Error {
@@ -151,7 +153,23 @@ const schema = z.object({
   PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
   PULSE_QUERY_CONCURRENCY: intIn(1, 1024).default(2),
+  PULSE_AUTH: z.enum(["on", "off"]).optional(),
+  PULSE_ADMIN_TOKEN: z.string().optional(),
+  PULSE_ADMIN_TOKEN_FILE: z.string().optional(),
+  PULSE_AUDIT_LOG: z.string().optional(),
 });
+
+/**
+ * The environment variables pulsedb reads (the keys), each with its rule and default. The
+ * configuration table of docs/operating.md documents them, one row each (test/ops/config-table.test.ts).
+ *
+ * @example
+ * ```ts
+ * Object.keys(ENV_SCHEMA.shape); // ["HOST", "PORT", "PULSE_DATA_DIR", ...]
+ * ENV_SCHEMA.shape.PORT.parse(undefined); // 8000, the default
+ * ```
+ */
+export const ENV_SCHEMA: typeof schema = schema;
 
 /**
  * Reads and validates the configuration.
@@ -176,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
   }
   const e = parsed.data;
+  const access = accessControl(e);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -197,7 +216,65 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
     queryConcurrency: e.PULSE_QUERY_CONCURRENCY,
+    ...access,
   };
+}
+
+/**
+ * The start-up rules of access control. Messages name variables, never a token's value.
+ */
+function accessControl(
+  e: {
+    HOST: string;
+    PULSE_AUTH?: "on" | "off";
+    PULSE_ADMIN_TOKEN?: string;
+    PULSE_ADMIN_TOKEN_FILE?: string;
+    PULSE_AUDIT_LOG?: string;
+  },
+): Pick<Config, "auth" | "adminToken" | "auditLog"> {
+  let auth = e.PULSE_AUTH;
+  if (auth === undefined) {
+    if (!isLoopbackHost(e.HOST)) {
+      throw new ConfigError(
+        `HOST=${e.HOST} is not a loopback address and PULSE_AUTH is not set: set PULSE_AUTH=on (with PULSE_ADMIN_TOKEN or PULSE_ADMIN_TOKEN_FILE) to require tokens, or PULSE_AUTH=off to serve without access control`,
+      );
+    }
+    auth = "off";
+  }
+  const auditLog = e.PULSE_AUDIT_LOG;
+  if (auth === "off") return { auth, adminToken: undefined, auditLog };
+  if (e.PULSE_ADMIN_TOKEN !== undefined && e.PULSE_ADMIN_TOKEN_FILE !== undefined) {
+    throw new ConfigError("invalid configuration: set only one of PULSE_ADMIN_TOKEN and PULSE_ADMIN_TOKEN_FILE");
+  }
+  let name = "PULSE_ADMIN_TOKEN";
+  let token = e.PULSE_ADMIN_TOKEN;
+  if (e.PULSE_ADMIN_TOKEN_FILE !== undefined) {
+    name = "PULSE_ADMIN_TOKEN_FILE";
+    try {
+      token = fs.readFileSync(e.PULSE_ADMIN_TOKEN_FILE, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+      throw new ConfigError(
+        `invalid configuration: PULSE_ADMIN_TOKEN_FILE: cannot read ${e.PULSE_ADMIN_TOKEN_FILE} (${code})`,
+      );
+    }
+  }
+  if (token === undefined) {
+    throw new ConfigError(
+      "invalid configuration: PULSE_AUTH=on needs an admin token: set PULSE_ADMIN_TOKEN or PULSE_ADMIN_TOKEN_FILE",
+    );
+  }
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH) {
+    throw new ConfigError(
+      `invalid configuration: ${name}: the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`,
+    );
+  }
+  if (!/^[\x21-\x7e]+$/.test(token) || token.length > 4096) {
+    throw new ConfigError(
+      `invalid configuration: ${name}: the admin token must be at most 4096 printable ASCII characters without spaces`,
+    );
+  }
+  return { auth, adminToken: new Secret(token), auditLog };
 }
 
 /**

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client, custom metrics only: the default process collectors break under
  * Deno). One `Metrics` per engine, each with its own registry, so tests can build several.
  *
- * Every metric is listed, with its meaning, in the README ("Operating pulsedb").
+ * Every metric is listed, with its meaning, in docs/operating.md.
  *
  * @module
  */
@@ -221,6 +221,7 @@ export class Metrics {
    *
    * @example
    * ```ts
+   * const metrics = new Metrics();
    * metrics.observeWalSync(0.8, 120);
    * ```
    */
@@ -235,6 +236,7 @@ export class Metrics {
    *
    * @example
    * ```ts
+   * const metrics = new Metrics();
    * metrics.setWalStats({ syncs: 10, syncedRecords: 500, lastSyncMs: 0.9, pendingRecords: 3 });
    * ```
    */
@@ -326,6 +328,7 @@ export class HttpRoute {
  *
  * @example
  * ```ts
+ * const metrics = new Metrics();
  * const health = metrics.httpDuration.route("/health");
  * health.observe("GET", 200, 0.00012);
  * ```

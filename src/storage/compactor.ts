@@ -56,7 +56,14 @@ export interface CompactionJob {
  * @param lastFlush day -> time (ms) a flush last added a run to it.
  * @example
  * ```ts
- * const job = planCompaction(engine.liveRuns(), 4, 60_000, new Map(), Date.now());
+ * import type { RunMeta } from "./run.ts";
+ *
+ * const l0 = (id: number): RunMeta => ({
+ *   id, day: "2024-01-15", level: 0, file: `runs/day=2024-01-15/L0-${id}.parquet`,
+ *   rows: 100, minTs: 0, maxTs: 1, minSeq: id * 100, maxSeq: id * 100 + 99, bytes: 4096,
+ * });
+ * const job = planCompaction([l0(1), l0(2), l0(3), l0(4)], 4, 60_000, new Map(), Date.now());
+ * // { day: "2024-01-15", inputs: [runs 1-4], outputLevel: 1, reason: "tiered" }: four level-0 runs reach the trigger
  * ```
  */
 export function planCompaction(
@@ -100,6 +107,11 @@ export function planCompaction(
  *
  * @example
  * ```ts
+ * import { Engine } from "../engine.ts";
+ * import { testConfig } from "../ops/config.ts";
+ * import { silentLogger } from "../ops/logger.ts";
+ *
+ * const engine = await Engine.open(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
  * const compactor = new Compactor(engine, { trigger: 4, settleMs: 60_000 });
  * engine.attachCompactor(compactor);
  * compactor.start();

@@ -38,6 +38,7 @@ function buildTables(): Uint32Array {
  * @example
  * ```ts
  * crc32c(new TextEncoder().encode("123456789")); // 0xe3069283
+ * const buf = new Uint8Array(64);
  * crc32c(buf, 8, buf.length); // checksum of everything after an 8-byte header
  * ```
  */
@@ -51,8 +52,10 @@ export function crc32c(bytes: Uint8Array, start = 0, end: number = bytes.length)
  *
  * @example
  * ```ts
+ * const chunks = [new TextEncoder().encode("12345"), new TextEncoder().encode("6789")];
  * let crc = 0;
  * for (const chunk of chunks) crc = crc32cUpdate(crc, chunk);
+ * crc; // 0xe3069283, as crc32c of "123456789"
  * ```
  */
 export function crc32cUpdate(previous: number, bytes: Uint8Array, start = 0, end: number = bytes.length): number {

@@ -32,7 +32,7 @@ export function flushSql(frameCount: number, day: number): string {
   ).join(" UNION ALL ");
   return runRowsSql(
     `SELECT CAST(user_id AS VARCHAR) AS user_id, CAST(device_id AS VARCHAR) AS device_id, ` +
-      `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,
+      `CAST(CAST(ts AS BIGINT) AS TIMESTAMP(3)) AS timestamp, CAST(heart_rate AS BIGINT) AS heart_rate, CAST(seq AS BIGINT) AS seq FROM (${union})`,
   );
 }
 
@@ -42,7 +42,13 @@ export function flushSql(frameCount: number, day: number): string {
  * @param nextId hands out run ids.
  * @example
  * ```ts
- * const metas = await writeMemtableRuns("./data", memtable, () => engine.reserveRunId());
+ * import { Memtable } from "./memtable.ts";
+ *
+ * const memtable = new Memtable(1);
+ * memtable.append([{ userId: "u1", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 72 }], 1);
+ * memtable.seal();
+ * let nextId = 1;
+ * const metas = await writeMemtableRuns("./data", memtable, () => nextId++); // one run: day 2024-01-15
  * ```
  */
 export async function writeMemtableRuns(dataDir: string, mem: Memtable, nextId: () => number): Promise<RunMeta[]> {

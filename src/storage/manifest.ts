@@ -17,7 +17,8 @@ import type { RunMeta } from "./run.ts";
 
 /** The manifest's content. */
 export interface ManifestData {
-  format: 1;
+  /** Body version: 2 since heart rates are stored as int64 micro-bpm (format 1 runs held float64). */
+  format: 2;
   /** The next run id to hand out. */
   nextRunId: number;
   /** Every reading with seq <= flushedSeq is in a run. */
@@ -28,7 +29,7 @@ export interface ManifestData {
 }
 
 /** The manifest of an empty database. */
-export const EMPTY_MANIFEST: ManifestData = { format: 1, nextRunId: 1, flushedSeq: 0, walSegment: 0, runs: [] };
+export const EMPTY_MANIFEST: ManifestData = { format: 2, nextRunId: 1, flushedSeq: 0, walSegment: 0, runs: [] };
 
 /** The manifest file name inside the data directory. */
 export const MANIFEST_FILE = "MANIFEST";
@@ -42,6 +43,18 @@ export class ManifestCorruptError extends Error {
         `it from the run files (exact: every row carries its sequence number; see docs/corruption.md).`,
     );
     this.name = "ManifestCorruptError";
+  }
+}
+
+/** The manifest is of an older format this version does not read (nothing is changed). */
+export class ManifestFormatError extends Error {
+  constructor(file: string, format: unknown) {
+    super(
+      `manifest ${file} is of format ${format}, written by an earlier pulsedb that stored heart rates as floats; ` +
+        `this version stores them as fixed-point micro-bpm (format 2) and does not convert old runs. ` +
+        `Start with an empty PULSE_DATA_DIR and ingest the readings again (nothing in ${file}'s directory was changed).`,
+    );
+    this.name = "ManifestFormatError";
   }
 }
 
@@ -66,7 +79,8 @@ export function encodeManifest(data: ManifestData): Uint8Array {
 /**
  * Decodes and verifies a manifest.
  *
- * @throws ManifestCorruptError when the header, length, checksum or JSON is wrong.
+ * @throws ManifestCorruptError when the header, length, checksum or JSON is wrong;
+ *   ManifestFormatError for a format-1 manifest (float heart rates).
  * @example
  * ```ts
  * decodeManifest(encodeManifest(EMPTY_MANIFEST), "MANIFEST").runs; // []
@@ -89,7 +103,8 @@ export function decodeManifest(bytes: Uint8Array, file: string): ManifestData {
   } catch {
     throw new ManifestCorruptError(file, "body is not JSON");
   }
-  if (data.format !== 1 || !Array.isArray(data.runs)) throw new ManifestCorruptError(file, "unknown format");
+  if ((data.format as number) === 1) throw new ManifestFormatError(file, 1);
+  if (data.format !== 2 || !Array.isArray(data.runs)) throw new ManifestCorruptError(file, "unknown format");
   return data;
 }
 
@@ -118,6 +133,13 @@ export async function readManifest(dataDir: string): Promise<ManifestData> {
  *
  * @example
  * ```ts
+ * import type { RunMeta } from "./run.ts";
+ *
+ * const manifest = await readManifest("./data");
+ * const meta: RunMeta = {
+ *   id: 3, day: "2024-01-15", level: 0, file: "runs/day=2024-01-15/L0-3.parquet",
+ *   rows: 120, minTs: 1705312800000, maxTs: 1705316399000, minSeq: 1, maxSeq: 120, bytes: 4096,
+ * };
  * await writeManifest("./data", { ...manifest, runs: [...manifest.runs, meta] });
  * ```
  */

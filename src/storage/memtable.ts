@@ -17,15 +17,20 @@ import * as arrow from "apache-arrow";
 import pl from "nodejs-polars";
 import { Buffer } from "node:buffer";
 import type { Reading } from "../reading.ts";
-import { DAY_MS } from "../reading.ts";
+import { DAY_MS, toMicroBpm } from "../reading.ts";
 
 /** Rows per Polars frame converted in the background (see `frameTail`). */
 export const FRAME_CHUNK_ROWS = 32_768;
+/** At most this many stored frames per memtable: more are merged into one in the background. */
+export const MAX_FRAMES = 8;
 
 class StringDictionary {
   readonly values: string[] = [];
   private readonly index = new Map<string, number>();
   bytes = 0;
+  find(value: string): number | undefined {
+    return this.index.get(value);
+  }
   code(value: string): number {
     let code = this.index.get(value);
     if (code === undefined) {
@@ -69,11 +74,31 @@ export class Memtable {
   private userCodes = new Int32Array(1024);
   private deviceCodes = new Int32Array(1024);
   private ts = new Float64Array(1024);
-  private hr = new Float64Array(1024);
+  /** Heart rates in micro-bpm (toMicroBpm in reading.ts): 30..220 bpm fits an int32. */
+  private hr = new Int32Array(1024);
   private seq = new Float64Array(1024);
-  /** Polars frames covering rows [0, framedRows), built lazily for queries. */
+  /** Polars frames covering rows [0, framedRows), built in the background (`frameTail`). */
   private chunks: pl.DataFrame[] = [];
   private framedRows = 0;
+  private merging = false;
+  /** Per user code: per device code, the newest timestamp appended. */
+  private readonly lastTs: Array<Map<number, number>> = [];
+  /** Per user code: the smallest and largest timestamp appended. */
+  private readonly userMin: number[] = [];
+  private readonly userMax: number[] = [];
+  /**
+   * Per user code: whether a reading arrived at or before the newest one of its (user, device), so
+   * that an identity may repeat here (a duplicate, a correction or late data). Conservative: an
+   * out-of-order reading sets it even when its identity is new.
+   */
+  private readonly userMayRepeat: boolean[] = [];
+  /**
+   * Per user code, per device code: minute start (ms) -> [count, micro-bpm sum] of the readings
+   * appended, kept while the user's readings arrive in order (then each is counted once). Dropped
+   * for a user as soon as an identity may repeat (queries then read the rows).
+   */
+  private readonly minutes: Array<Map<number, Map<number, [number, number]>> | undefined> = [];
+  private minuteCells = 0;
 
   constructor(id: number, now: number = Date.now()) {
     this.id = id;
@@ -124,10 +149,30 @@ export class Memtable {
     for (let i = 0; i < n; i++, row++) {
       const r = readings[i];
       const t = r.ts;
-      this.userCodes[row] = this.users.code(r.userId);
-      this.deviceCodes[row] = this.devices.code(r.deviceId);
+      const u = this.users.code(r.userId);
+      const d = this.devices.code(r.deviceId);
+      this.userCodes[row] = u;
+      this.deviceCodes[row] = d;
+      let last = this.lastTs[u];
+      if (last === undefined) {
+        last = this.lastTs[u] = new Map();
+        this.userMin[u] = t;
+        this.userMax[u] = t;
+        this.userMayRepeat[u] = false;
+      } else {
+        if (t < this.userMin[u]) this.userMin[u] = t;
+        if (t > this.userMax[u]) this.userMax[u] = t;
+      }
+      const newest = last.get(d);
+      if (newest === undefined || t > newest) last.set(d, t);
+      else if (!this.userMayRepeat[u]) {
+        this.userMayRepeat[u] = true;
+        this.minutes[u] = undefined;
+      }
+      const micro = toMicroBpm(r.heartRate);
+      if (!this.userMayRepeat[u]) this.addToMinute(u, d, t, micro);
       this.ts[row] = t;
-      this.hr[row] = r.heartRate;
+      this.hr[row] = micro;
       this.seq[row] = firstSeq + i;
       if (t < this.minTs) this.minTs = t;
       if (t > this.maxTs) this.maxTs = t;
@@ -139,6 +184,79 @@ export class Memtable {
     }
     this.rows = row;
     if (n > 0 && firstSeq + n - 1 > this.maxSeq) this.maxSeq = firstSeq + n - 1;
+  }
+
+  /**
+   * What this memtable holds of one user: the span `[minTs, maxTs]` of its readings and whether an
+   * identity may repeat among them; undefined when it holds none.
+   *
+   * @example
+   * ```ts
+   * const memtable = new Memtable(1);
+   * memtable.append([{ userId: "u", deviceId: "device_a", ts: Date.UTC(2024, 0, 15), heartRate: 70 }], 1);
+   * memtable.userSpan("u")?.mayRepeat; // false while every (u, device) arrived in time order
+   * ```
+   */
+  userSpan(userId: string): { minTs: number; maxTs: number; mayRepeat: boolean } | undefined {
+    const u = this.users.find(userId);
+    if (u === undefined) return undefined;
+    return { minTs: this.userMin[u], maxTs: this.userMax[u], mayRepeat: this.userMayRepeat[u] };
+  }
+
+  /**
+   * One user's per-minute aggregates (count and micro-bpm sum per device and minute) of the whole
+   * minutes in `[lo, hi)` (both multiples of a minute), as a frame in rollup schema (user_id,
+   * device_id, minute_ms, readings, micro_sum); undefined when the user's identities may repeat
+   * here (then only the rows answer). Every reading is in exactly one minute.
+   *
+   * @example
+   * ```ts
+   * const memtable = new Memtable(1);
+   * const day = Date.UTC(2024, 0, 15);
+   * memtable.append([{ userId: "u", deviceId: "device_a", ts: day + 1_000, heartRate: 70 }], 1);
+   * const frame = memtable.minuteFrame("u", day, day + 86_400_000); // 1 row: 1 reading, 70,000,000
+   * ```
+   */
+  minuteFrame(userId: string, lo: number, hi: number): pl.DataFrame | undefined {
+    const u = this.users.find(userId);
+    if (u === undefined || this.userMayRepeat[u]) return undefined;
+    const devices: string[] = [];
+    const mins: number[] = [];
+    const counts: number[] = [];
+    const sums: number[] = [];
+    for (const [d, perMinute] of this.minutes[u] ?? []) {
+      const name = this.devices.values[d];
+      for (const [minute, [n, sum]] of perMinute) {
+        if (minute < lo || minute >= hi) continue;
+        devices.push(name);
+        mins.push(minute);
+        counts.push(n);
+        sums.push(sum);
+      }
+    }
+    return pl.DataFrame({
+      user_id: pl.Series("user_id", new Array<string>(devices.length).fill(userId), pl.Utf8),
+      device_id: pl.Series("device_id", devices, pl.Utf8),
+      minute_ms: pl.Series("minute_ms", mins, pl.Int64),
+      readings: pl.Series("readings", counts, pl.Int64),
+      micro_sum: pl.Series("micro_sum", sums, pl.Int64),
+    });
+  }
+
+  private addToMinute(u: number, d: number, t: number, micro: number): void {
+    let perDevice = this.minutes[u];
+    if (perDevice === undefined) perDevice = this.minutes[u] = new Map();
+    let perMinute = perDevice.get(d);
+    if (perMinute === undefined) perDevice.set(d, perMinute = new Map());
+    const minute = t - (t % 60_000);
+    const cell = perMinute.get(minute);
+    if (cell === undefined) {
+      perMinute.set(minute, [1, micro]);
+      this.minuteCells++;
+    } else {
+      cell[0]++;
+      cell[1] += micro; // at most 60,000 readings of <= 2.2e8: far below 2^53
+    }
   }
 
   /** The distinct device_ids appended so far (not sorted; the array is copied). */
@@ -160,12 +278,12 @@ export class Memtable {
 
   /** An estimate of the memory this memtable holds, in bytes. */
   approxBytes(): number {
-    return this.ts.length * 32 + this.users.bytes + this.devices.bytes + this.framedRows * 48;
+    return this.ts.length * 28 + this.users.bytes + this.devices.bytes + this.framedRows * 44 + this.minuteCells * 120;
   }
 
   /**
    * The rows [from, to) as an Arrow table with columns user_id, device_id (dictionary-encoded
-   * strings), ts (float64 ms), heart_rate (float64), seq (float64).
+   * strings), ts (float64 ms), heart_rate (int32 micro-bpm), seq (float64).
    */
   toArrow(from = 0, to = this.rows): arrow.Table {
     const n = to - from;
@@ -191,8 +309,15 @@ export class Memtable {
    * Only rows added since the last call are converted; frames already handed out never change.
    */
   frames(): pl.DataFrame[] {
-    this.frameTail();
-    return this.chunks.slice();
+    // The tail not yet converted is converted for this caller only (at most FRAME_CHUNK_ROWS rows,
+    // normally): stored frames are added in the background alone, so queries never fragment them.
+    if (this.framedRows >= this.rows || this.flushed) return this.chunks.slice();
+    return [...this.chunks, arrowToPolars(this.toArrow(this.framedRows, this.rows))];
+  }
+
+  /** Stored Polars frames (bounded by MAX_FRAMES, plus the few added while a merge runs). */
+  get frameCount(): number {
+    return this.chunks.length;
   }
 
   /** Rows appended but not yet converted to a Polars frame. */
@@ -209,6 +334,25 @@ export class Memtable {
     if (this.framedRows >= this.rows || this.flushed) return;
     this.chunks.push(arrowToPolars(this.toArrow(this.framedRows, this.rows)));
     this.framedRows = this.rows;
+    if (this.chunks.length > MAX_FRAMES && !this.merging) void this.mergeFrames();
+  }
+
+  /** Merges the stored frames into one, off the event loop (lazy concat + collect). */
+  private async mergeFrames(): Promise<void> {
+    this.merging = true;
+    try {
+      while (!this.flushed && this.chunks.length > MAX_FRAMES) {
+        const taken = this.chunks.slice();
+        const merged = await pl.concat(taken.map((f) => f.lazy()), { how: "vertical" }).collect();
+        // Frames appended meanwhile stay after the merged one; a released memtable keeps nothing.
+        if (this.flushed || this.chunks[0] !== taken[0]) break;
+        this.chunks = [merged, ...this.chunks.slice(taken.length)];
+      }
+    } catch {
+      // Keep the frames as they are: merging only saves planning work.
+    } finally {
+      this.merging = false;
+    }
   }
 
   /** Drops cached frames (after the memtable has been flushed and is no longer queried). */
@@ -230,7 +374,7 @@ export class Memtable {
     this.userCodes = grow(this.userCodes, (c) => new Int32Array(c));
     this.deviceCodes = grow(this.deviceCodes, (c) => new Int32Array(c));
     this.ts = grow(this.ts, (c) => new Float64Array(c));
-    this.hr = grow(this.hr, (c) => new Float64Array(c));
+    this.hr = grow(this.hr, (c) => new Int32Array(c));
     this.seq = grow(this.seq, (c) => new Float64Array(c));
   }
 }
@@ -240,7 +384,9 @@ export class Memtable {
  *
  * @example
  * ```ts
- * const df = arrowToPolars(memtable.toArrow());
+ * const memtable = new Memtable(1);
+ * memtable.append([{ userId: "u1", deviceId: "device_a", ts: Date.UTC(2024, 0, 15, 10), heartRate: 72 }], 1);
+ * const df = arrowToPolars(memtable.toArrow()); // 1 row
  * ```
  */
 export function arrowToPolars(table: arrow.Table): pl.DataFrame {

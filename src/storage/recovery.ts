@@ -22,6 +22,7 @@ import pl from "nodejs-polars";
 import { checked } from "./run-sql.ts";
 import { fileChecksum, listRunFiles, type RunMeta, runStats } from "./run.ts";
 import { ensureDir } from "./fsutil.ts";
+import { writeRollup } from "./rollup.ts";
 
 const RUN_NAME = /^runs\/day=(\d{4}-\d{2}-\d{2})\/L(\d+)-(\d+)\.parquet$/;
 
@@ -31,7 +32,9 @@ const RUN_NAME = /^runs\/day=(\d{4}-\d{2}-\d{2})\/L(\d+)-(\d+)\.parquet$/;
  * @returns the new manifest (already durable).
  * @example
  * ```ts
- * const manifest = await rebuildManifest("./data", log);
+ * import { createLogger } from "../ops/logger.ts";
+ *
+ * const manifest = await rebuildManifest("./data", createLogger("warn"));
  * ```
  */
 export async function rebuildManifest(dataDir: string, log: Logger): Promise<ManifestData> {
@@ -51,7 +54,9 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
       await readWholeRun(full);
       const stats = await runStats(full);
       const id = Number(m[3]);
-      runs.push({ id, day: m[1], level: Number(m[2]), file, bytes, crc32c: crc, ...stats });
+      // Rollups are derived from the run: regenerate rather than trust what lies on disk.
+      const rollup = await writeRollup(dataDir, file);
+      runs.push({ id, day: m[1], level: Number(m[2]), file, bytes, crc32c: crc, ...stats, rollup });
       nextRunId = Math.max(nextRunId, id + 1);
     } catch (err) {
       const target = path.join(dataDir, "quarantine", file.replaceAll("/", "__"));
@@ -65,7 +70,7 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
     }
   }
   runs.sort((a, b) => a.id - b.id);
-  const manifest: ManifestData = { format: 1, nextRunId, flushedSeq: 0, walSegment: 0, runs };
+  const manifest: ManifestData = { format: 2, nextRunId, flushedSeq: 0, walSegment: 0, runs };
   const old = path.join(dataDir, MANIFEST_FILE);
   if (fs.existsSync(old)) await fs.promises.rename(old, path.join(dataDir, `${MANIFEST_FILE}.corrupt-${Date.now()}`));
   await writeManifest(dataDir, manifest);
@@ -78,7 +83,9 @@ async function readWholeRun(full: string): Promise<void> {
   const lf = pl.SQLContext({ r: pl.scanParquet(full) }).execute(
     "SELECT MAX(LENGTH(user_id)) AS a, MAX(LENGTH(device_id)) AS b, SUM(heart_rate) AS c, SUM(seq) AS d, MAX(timestamp) AS e FROM r",
   );
-  await checked(lf).collect();
+  const df = await checked(lf).collect();
+  const hr = String(df.getColumn("c").dtype);
+  if (!/int64/i.test(hr)) throw new Error(`heart_rate is ${hr}, not int64 micro-bpm (a run of an earlier format)`);
 }
 
 /** Checksums recorded by the old manifest, when its body can still be parsed (checksum ignored). */

@@ -139,6 +139,7 @@ export class RunSet {
   private async deleteFile(h: RunHandle): Promise<void> {
     try {
       await fs.promises.rm(h.path, { force: true });
+      if (h.meta.rollup) await fs.promises.rm(path.join(this.dataDir, h.meta.rollup.file), { force: true });
     } catch (err) {
       this.log.warn("could not delete obsolete run (start-up will remove it)", { file: h.meta.file, err });
     }

@@ -28,7 +28,10 @@ export function runRowsSql(rows: string): string {
  *
  * @example
  * ```ts
- * const lf = checked(ctx.execute("SELECT 1"));
+ * import pl from "nodejs-polars";
+ *
+ * const ctx = pl.SQLContext({ t: pl.DataFrame({ a: [1, 2] }).lazy() });
+ * const lf = checked(ctx.execute("SELECT a FROM t")); // throws here if the SQL is wrong
  * ```
  */
 export function checked(lf: pl.LazyDataFrame): pl.LazyDataFrame {

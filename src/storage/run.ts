@@ -3,7 +3,7 @@
  * (user_id, timestamp, device_id), with no two rows of the same identity.
  *
  * Schema (docs/format/run.md): user_id string, device_id string, timestamp datetime[ms] (UTC),
- * heart_rate float64, seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
+ * heart_rate int64 (micro-bpm, see toMicroBpm in reading.ts), seq int64. zstd, column statistics, row groups of ROW_GROUP_ROWS.
  *
  * Files live at `runs/day=YYYY-MM-DD/L<level>-<id>.parquet` (Hive-style partitioning). A run is
  * written under a dot-prefixed temp name, fsync'd, renamed, and the directory fsync'd; only then can
@@ -19,6 +19,7 @@ import { crc32cUpdate } from "./crc32c.ts";
 import { ensureDir, fsyncDir } from "./fsutil.ts";
 import { DAY_MS } from "../reading.ts";
 import { checked } from "./run-sql.ts";
+import { rollupFile, type RollupMeta, writeRollup } from "./rollup.ts";
 
 /** Rows per Parquet row group: small enough to prune by user and time, large enough to compress. */
 export const ROW_GROUP_ROWS = 65_536;
@@ -41,6 +42,8 @@ export interface RunMeta {
   crc32c?: number;
   /** The distinct device_ids in the file, sorted (lets a query group by integer device ranks). */
   devices?: string[];
+  /** The run's per-minute rollup (rollup.ts); absent: the run is always read raw. */
+  rollup?: RollupMeta;
 }
 
 /**
@@ -68,13 +71,20 @@ export function runFile(day: string, level: number, id: number): string {
 }
 
 /**
- * Writes the rows of `lf` (already in run schema and order) as run `file` under `dataDir` and
- * returns its metadata. When it resolves the file is durable under its final name.
+ * Writes the rows of `lf` (already in run schema and order) as run `file` under `dataDir`, then its
+ * rollup (derived from the file as written), and returns its metadata. When it resolves both files
+ * are durable under their final names. Every writer of runs goes through here, so every run gets
+ * its rollup the same way.
  *
  * @param points crash points passed after the sink and after the rename.
  * @example
  * ```ts
- * const meta = await writeRun(dir, lf, { id: 3, day: "2024-01-15", level: 0 });
+ * import pl from "nodejs-polars";
+ *
+ * const lf = pl.DataFrame({
+ *   user_id: ["u1"], device_id: ["device_a"], timestamp: [new Date(Date.UTC(2024, 0, 15, 10))], heart_rate: [72], seq: [1],
+ * }).lazy();
+ * const meta = await writeRun("./data", lf, { id: 3, day: "2024-01-15", level: 0 });
  * ```
  */
 export async function writeRun(
@@ -111,11 +121,12 @@ export async function writeRun(
     await fs.promises.rename(tmp, full);
     await fsyncDir(dir);
     crashPoint(points.afterRename);
+    const rollup = await writeRollup(dataDir, file);
     const stats = await runStats(full);
     const { bytes, crc } = await fileChecksum(full);
-    return { ...ident, file, bytes, crc32c: crc, ...stats };
+    return { ...ident, file, bytes, crc32c: crc, ...stats, rollup };
   } catch (err) {
-    // No manifest names the file yet: remove it (and the temp file, if the rename failed).
+    // No manifest names the file yet: remove it and its rollup (and the temp file, if the rename failed).
     await removeRunFiles(dataDir, [file]);
     await fs.promises.rm(tmp, { force: true, recursive: true }).catch(() => {});
     throw err;
@@ -123,8 +134,8 @@ export async function writeRun(
 }
 
 /**
- * Removes run files (relative paths) that no manifest names, ignoring files already gone. Never
- * throws: a file it cannot remove is an orphan, which start-up removes.
+ * Removes run files (relative paths) that no manifest names, and their rollups, ignoring files
+ * already gone. Never throws: a file it cannot remove is an orphan, which start-up removes.
  *
  * @example
  * ```ts
@@ -132,7 +143,10 @@ export async function writeRun(
  * ```
  */
 export async function removeRunFiles(dataDir: string, files: readonly string[]): Promise<void> {
-  for (const f of files) await fs.promises.rm(path.join(dataDir, f), { force: true }).catch(() => {});
+  for (const f of files) {
+    await fs.promises.rm(path.join(dataDir, f), { force: true }).catch(() => {});
+    await fs.promises.rm(path.join(dataDir, rollupFile(f)), { force: true }).catch(() => {});
+  }
 }
 
 /**
@@ -209,7 +223,9 @@ export class RunCorruptError extends Error {
  * @throws RunCorruptError naming the file.
  * @example
  * ```ts
- * await verifyRun("./data", meta);
+ * import { readManifest } from "./manifest.ts";
+ *
+ * for (const meta of (await readManifest("./data")).runs) await verifyRun("./data", meta);
  * ```
  */
 export async function verifyRun(dataDir: string, meta: RunMeta): Promise<void> {
@@ -257,7 +273,7 @@ export async function checkRunSize(dataDir: string, meta: RunMeta): Promise<void
 }
 
 /**
- * Lists every file under `runs/` (relative paths), including temp files.
+ * Lists every file under `runs/` and `rollups/` (relative paths), including temp files.
  *
  * @example
  * ```ts
@@ -265,15 +281,17 @@ export async function checkRunSize(dataDir: string, meta: RunMeta): Promise<void
  * ```
  */
 export async function listRunFiles(dataDir: string): Promise<string[]> {
-  const root = path.join(dataDir, "runs");
-  if (!fs.existsSync(root)) return [];
   const out: string[] = [];
-  for (const dayDir of await fs.promises.readdir(root, { withFileTypes: true })) {
-    if (!dayDir.isDirectory()) {
-      out.push(`runs/${dayDir.name}`);
-      continue;
+  for (const top of ["runs", "rollups"]) {
+    const root = path.join(dataDir, top);
+    if (!fs.existsSync(root)) continue;
+    for (const dayDir of await fs.promises.readdir(root, { withFileTypes: true })) {
+      if (!dayDir.isDirectory()) {
+        out.push(`${top}/${dayDir.name}`);
+        continue;
+      }
+      for (const f of await fs.promises.readdir(path.join(root, dayDir.name))) out.push(`${top}/${dayDir.name}/${f}`);
     }
-    for (const f of await fs.promises.readdir(path.join(root, dayDir.name))) out.push(`runs/${dayDir.name}/${f}`);
   }
   return out;
 }

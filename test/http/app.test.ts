@@ -684,7 +684,7 @@ describe("problem JSON, routes and methods", () => {
 
   const unknown: Array<[string, string]> = [
     ["GET", "/nope"],
-    ["GET", "/"],
+    ["GET", "/index.html"],
     ["POST", "/metrics/heart-rates"],
     ["GET", "/metrics/heart-rate/extra"],
     ["DELETE", "/health/x"],
@@ -726,392 +726,386 @@ describe("problem JSON, routes and methods", () => {
 describe("GET query semantics", () => {
   const app = withApp();
 
-  it("brief's example: at 10:00:00 device_b 80 and device_a 75 answer 75 from device_a", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, device_id: "device_b", heart_rate: 80 }));
-    await postOk(t, rd({ user_id: user, device_id: "device_a", heart_rate: 75 }));
-    const a = await query(t, { user_id: user, start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:30:00Z" });
-    assert.deepEqual(a, {
-      user_id: user,
-      data: [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }],
-      count: 1,
-    });
+  /** One bucket of an answer; the device defaults to device_a. */
+  const pt = (timestamp: string, heart_rate: number, device_id = "device_a"): Point => ({
+    timestamp,
+    heart_rate,
+    device_id,
   });
 
-  it("priority is per bucket: a bucket where only device_b reported is answered by device_b", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:10Z", heart_rate: 80 }),
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:20Z", heart_rate: 75 }),
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:01:00Z", heart_rate: 82 }),
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:02:00Z", heart_rate: 71 }),
-    ]);
-    assert.deepEqual(await day(t, user), [
-      { timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" },
-      { timestamp: "2024-01-15T10:01:00Z", heart_rate: 82, device_id: "device_b" },
-      { timestamp: "2024-01-15T10:02:00Z", heart_rate: 71, device_id: "device_a" },
-    ]);
-  });
+  /**
+   * One step of a case: a POST (one reading or a batch), a flush of the memtables to runs, or a GET
+   * with its expected data (or 404). A GET's parameters are merged over a whole-day query
+   * (2024-01-15) for the case's first user.
+   */
+  type Query = { user_id?: string; device_id?: string; start?: string; end?: string; bucket?: string };
+  type Step =
+    | { post: Json | Json[] }
+    | { flush: true }
+    | { get?: Query; data: Point[] | 404 };
 
-  it("the winning device's mean is used, not the mean across devices", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }),
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:10Z", heart_rate: 71 }),
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:20Z", heart_rate: 71 }),
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 200 }),
-    ]);
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 70.67,
-      device_id: "device_a",
-    }]);
-  });
-
-  it("a device not in the priority table ranks below configured devices (even when it sorts first)", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, device_id: "aaa_watch", heart_rate: 60 }),
-      rd({ user_id: user, device_id: "device_b", heart_rate: 80 }),
-      rd({ user_id: user, device_id: "A", timestamp: "2024-01-15T10:01:00Z", heart_rate: 61 }),
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:01:00Z", heart_rate: 81 }),
-    ]);
-    assert.deepEqual(await day(t, user), [
-      { timestamp: "2024-01-15T10:00:00Z", heart_rate: 80, device_id: "device_b" },
-      { timestamp: "2024-01-15T10:01:00Z", heart_rate: 81, device_id: "device_a" },
-    ]);
-  });
-
-  it("between two unknown devices the smaller device_id wins", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, device_id: "zeta", heart_rate: 60 }));
-    await postOk(t, rd({ user_id: user, device_id: "alpha", heart_rate: 90 }));
-    await postOk(t, rd({ user_id: user, device_id: "mid", heart_rate: 50 }));
-    assert.deepEqual(await day(t, user), [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 90, device_id: "alpha" }]);
-  });
-
-  it("a bucket with only an unknown device is answered by that device", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, device_id: "polar-h10", heart_rate: 66.5 }));
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 66.5,
-      device_id: "polar-h10",
-    }]);
-  });
-
-  it("device_id filters to that device only, one entry per bucket", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 75 }),
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:00Z", heart_rate: 80 }),
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 90 }),
-      rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:02:00Z", heart_rate: 70 }),
-      rd({ user_id: user, device_id: "zeta", timestamp: "2024-01-15T10:03:00Z", heart_rate: 99 }),
-    ]);
-    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [
-      { timestamp: "2024-01-15T10:00:00Z", heart_rate: 85, device_id: "device_b" },
-      { timestamp: "2024-01-15T10:02:00Z", heart_rate: 70, device_id: "device_b" },
-    ]);
-    assert.deepEqual(await day(t, user, { device_id: "zeta" }), [{
-      timestamp: "2024-01-15T10:03:00Z",
-      heart_rate: 99,
-      device_id: "zeta",
-    }]);
-    await expectNoData(t, { user_id: user, start: DAY_START, end: DAY_END, device_id: "device_c" });
-  });
-
-  it("device_id of another user's device gives 404 for this user", async () => {
-    const t = app();
-    const u1 = uid();
-    const u2 = uid();
-    await postOk(t, rd({ user_id: u1, device_id: "only_u1" }));
-    await postOk(t, rd({ user_id: u2, device_id: "device_a" }));
-    await expectNoData(t, { user_id: u2, start: DAY_START, end: DAY_END, device_id: "only_u1" });
-  });
-
-  it("the range is half-open: a reading exactly at start is included, exactly at end excluded", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 60 }),
-      rd({ user_id: user, timestamp: "2024-01-15T10:04:59.999Z", heart_rate: 70 }),
-      rd({ user_id: user, timestamp: "2024-01-15T10:05:00Z", heart_rate: 200 }),
-    ]);
-    const a = await query(t, {
-      user_id: user,
-      start: "2024-01-15T10:00:00Z",
-      end: "2024-01-15T10:05:00Z",
-      bucket: "5m",
-    });
-    assert.deepEqual(a.data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 65, device_id: "device_a" }]);
-    // A range starting at the later reading sees only it.
-    const b = await query(t, { user_id: user, start: "2024-01-15T10:05:00Z", end: "2024-01-15T10:05:00.001Z" });
-    assert.deepEqual(b.data, [{ timestamp: "2024-01-15T10:05:00Z", heart_rate: 200, device_id: "device_a" }]);
-    // A range ending exactly at the first reading sees nothing.
-    await expectNoData(t, { user_id: user, start: "2024-01-15T09:00:00Z", end: "2024-01-15T10:00:00Z" });
-  });
-
-  it("a range not aligned to the bucket reports the epoch-aligned bucket start, with only in-range readings", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, timestamp: "2024-01-15T10:00:10Z", heart_rate: 100 }), // before start
-      rd({ user_id: user, timestamp: "2024-01-15T10:00:40Z", heart_rate: 60 }),
-    ]);
-    const a = await query(t, { user_id: user, start: "2024-01-15T10:00:30Z", end: "2024-01-15T10:01:00Z" });
-    assert.deepEqual(a.data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 60, device_id: "device_a" }]);
-  });
-
-  it("start and end with offsets are converted to UTC", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z" }));
-    const a = await query(t, { user_id: user, start: "2024-01-15T11:30:00+02:00", end: "2024-01-15T12:30:00+02:00" });
-    assert.deepEqual(a.data, [{ timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "device_a" }]);
-    await expectNoData(t, { user_id: user, start: "2024-01-15T10:30:00+02:00", end: "2024-01-15T11:30:00+02:00" });
-  });
-
-  const rounding: Array<[number[], number]> = [
-    [[70, 71, 71], 70.67],
-    [[30, 30, 31], 30.33],
-    [[72.5], 72.5],
-    [[60, 61], 60.5],
-    [[100, 100, 101], 100.33],
-    [[80.123, 80.123, 80.123], 80.12],
-    [[219.99, 220, 220], 220],
-  ];
-  for (const [values, mean] of rounding) {
-    it(`the mean of ${values.join(", ")} is answered as ${mean} (rounded to 2 decimals)`, async () => {
-      const t = app();
-      const user = uid();
-      await postOk(
-        t,
-        values.map((v, i) => rd({ user_id: user, timestamp: `2024-01-15T10:00:0${i}Z`, heart_rate: v })),
-      );
-      assert.deepEqual(await day(t, user), [{
-        timestamp: "2024-01-15T10:00:00Z",
-        heart_rate: mean,
-        device_id: "device_a",
-      }]);
-    });
+  interface Case {
+    name: string;
+    /** The case's user ids, made when it runs (default: one fresh id). */
+    users?: () => string[];
+    /** The steps, given the case's user ids. */
+    steps: (user: string, ...others: string[]) => Step[];
   }
 
-  // [bucket, reading timestamp, expected bucket start]
-  const buckets: Array<[string, string, string]> = [
-    ["10s", "2024-01-15T10:00:19.999Z", "2024-01-15T10:00:10Z"],
-    ["30s", "2024-01-15T10:00:59Z", "2024-01-15T10:00:30Z"],
-    ["1m", "2024-01-15T10:07:59.500Z", "2024-01-15T10:07:00Z"],
-    ["5m", "2024-01-15T10:09:59Z", "2024-01-15T10:05:00Z"],
-    ["15m", "2024-01-15T10:29:59Z", "2024-01-15T10:15:00Z"],
-    ["30m", "2024-01-15T10:44:59Z", "2024-01-15T10:30:00Z"],
-    ["1h", "2024-01-15T10:59:59Z", "2024-01-15T10:00:00Z"],
-    ["6h", "2024-01-15T17:59:59Z", "2024-01-15T12:00:00Z"],
-    ["1d", "2024-01-15T23:59:59.999Z", "2024-01-15T00:00:00Z"],
-  ];
-  for (const [bucket, ts, expected] of buckets) {
-    it(`bucket=${bucket} groups ${ts} into the epoch-aligned bucket ${expected}`, async () => {
-      const t = app();
-      const user = uid();
-      await postOk(t, [
-        rd({ user_id: user, timestamp: ts, heart_rate: 70 }),
-        rd({ user_id: user, timestamp: expected, heart_rate: 80 }), // the bucket's first instant joins it
-      ]);
-      const a = await query(t, { user_id: user, start: "2024-01-14T00:00:00Z", end: "2024-01-17T00:00:00Z", bucket });
-      assert.deepEqual(a.data, [{ timestamp: expected, heart_rate: 75, device_id: "device_a" }]);
-    });
-  }
-
-  it("bucket=6h and 1d buckets are aligned to the UTC epoch, not to the query start", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, timestamp: "2024-01-15T05:00:00Z", heart_rate: 60 }),
-      rd({ user_id: user, timestamp: "2024-01-15T07:00:00Z", heart_rate: 70 }),
-    ]);
-    const six = await query(t, {
-      user_id: user,
-      start: "2024-01-15T03:00:00Z",
-      end: "2024-01-15T09:00:00Z",
-      bucket: "6h",
-    });
-    assert.deepEqual(six.data, [
-      { timestamp: "2024-01-15T00:00:00Z", heart_rate: 60, device_id: "device_a" },
-      { timestamp: "2024-01-15T06:00:00Z", heart_rate: 70, device_id: "device_a" },
-    ]);
-    const d = await query(t, {
-      user_id: user,
-      start: "2024-01-15T03:00:00Z",
-      end: "2024-01-16T03:00:00Z",
-      bucket: "1d",
-    });
-    assert.deepEqual(d.data, [{ timestamp: "2024-01-15T00:00:00Z", heart_rate: 65, device_id: "device_a" }]);
-  });
-
-  it("without bucket the default is 1 minute", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, [
-      rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 60 }),
-      rd({ user_id: user, timestamp: "2024-01-15T10:00:59Z", heart_rate: 70 }),
-      rd({ user_id: user, timestamp: "2024-01-15T10:01:00Z", heart_rate: 80 }),
-    ]);
-    assert.deepEqual(await day(t, user), [
-      { timestamp: "2024-01-15T10:00:00Z", heart_rate: 65, device_id: "device_a" },
-      { timestamp: "2024-01-15T10:01:00Z", heart_rate: 80, device_id: "device_a" },
-    ]);
-  });
-
-  it("data is sorted ascending regardless of insert order (memtable and runs mixed)", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:05:00Z", heart_rate: 65 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:01:00Z", heart_rate: 61 }));
-    await t.engine.flush();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T23:59:00Z", heart_rate: 99 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:03:00Z", heart_rate: 63 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T00:00:00Z", heart_rate: 50 }));
-    const a = await query(t, { user_id: user, start: DAY_START, end: DAY_END });
-    assert.deepEqual(
-      a.data.map((p) => [p.timestamp, p.heart_rate]),
-      [
-        ["2024-01-15T00:00:00Z", 50],
-        ["2024-01-15T10:01:00Z", 61],
-        ["2024-01-15T10:03:00Z", 63],
-        ["2024-01-15T10:05:00Z", 65],
-        ["2024-01-15T23:59:00Z", 99],
+  const cases: Case[] = [
+    {
+      name: "brief's example: at 10:00:00 device_b 80 and device_a 75 answer 75 from device_a",
+      steps: (user) => [
+        { post: rd({ user_id: user, device_id: "device_b", heart_rate: 80 }) },
+        { post: rd({ user_id: user, device_id: "device_a", heart_rate: 75 }) },
+        {
+          get: { start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:30:00Z" },
+          data: [pt("2024-01-15T10:00:00Z", 75, "device_a")],
+        },
       ],
-    );
-    assert.equal(a.count, 5);
-  });
+    },
+    {
+      name: "priority is per bucket: a bucket where only device_b reported is answered by device_b",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:10Z", heart_rate: 80 }),
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:20Z", heart_rate: 75 }),
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:01:00Z", heart_rate: 82 }),
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:02:00Z", heart_rate: 71 }),
+          ],
+        },
+        {
+          data: [
+            pt("2024-01-15T10:00:00Z", 75, "device_a"),
+            pt("2024-01-15T10:01:00Z", 82, "device_b"),
+            pt("2024-01-15T10:02:00Z", 71, "device_a"),
+          ],
+        },
+      ],
+    },
+    {
+      name: "the winning device's mean is used, not the mean across devices",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }),
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:10Z", heart_rate: 71 }),
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:20Z", heart_rate: 71 }),
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 200 }),
+          ],
+        },
+        { data: [pt("2024-01-15T10:00:00Z", 70.67, "device_a")] },
+      ],
+    },
+    {
+      name: "a device not in the priority table ranks below configured devices (even when it sorts first)",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, device_id: "aaa_watch", heart_rate: 60 }),
+            rd({ user_id: user, device_id: "device_b", heart_rate: 80 }),
+            rd({ user_id: user, device_id: "A", timestamp: "2024-01-15T10:01:00Z", heart_rate: 61 }),
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:01:00Z", heart_rate: 81 }),
+          ],
+        },
+        { data: [pt("2024-01-15T10:00:00Z", 80, "device_b"), pt("2024-01-15T10:01:00Z", 81, "device_a")] },
+      ],
+    },
+    {
+      name: "between two unknown devices the smaller device_id wins",
+      steps: (user) => [
+        { post: rd({ user_id: user, device_id: "zeta", heart_rate: 60 }) },
+        { post: rd({ user_id: user, device_id: "alpha", heart_rate: 90 }) },
+        { post: rd({ user_id: user, device_id: "mid", heart_rate: 50 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 90, "alpha")] },
+      ],
+    },
+    {
+      name: "a bucket with only an unknown device is answered by that device",
+      steps: (user) => [
+        { post: rd({ user_id: user, device_id: "polar-h10", heart_rate: 66.5 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 66.5, "polar-h10")] },
+      ],
+    },
+    {
+      name: "device_id filters to that device only, one entry per bucket",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, device_id: "device_a", timestamp: "2024-01-15T10:00:00Z", heart_rate: 75 }),
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:00Z", heart_rate: 80 }),
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:00:30Z", heart_rate: 90 }),
+            rd({ user_id: user, device_id: "device_b", timestamp: "2024-01-15T10:02:00Z", heart_rate: 70 }),
+            rd({ user_id: user, device_id: "zeta", timestamp: "2024-01-15T10:03:00Z", heart_rate: 99 }),
+          ],
+        },
+        {
+          get: { device_id: "device_b" },
+          data: [pt("2024-01-15T10:00:00Z", 85, "device_b"), pt("2024-01-15T10:02:00Z", 70, "device_b")],
+        },
+        { get: { device_id: "zeta" }, data: [pt("2024-01-15T10:03:00Z", 99, "zeta")] },
+        { get: { device_id: "device_c" }, data: 404 },
+      ],
+    },
+    {
+      name: "device_id of another user's device gives 404 for this user",
+      users: () => [uid(), uid()],
+      steps: (u1, u2) => [
+        { post: rd({ user_id: u1, device_id: "only_u1" }) },
+        { post: rd({ user_id: u2, device_id: "device_a" }) },
+        { get: { user_id: u2, device_id: "only_u1" }, data: 404 },
+      ],
+    },
+    {
+      name: "the range is half-open: a reading exactly at start is included, exactly at end excluded",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 60 }),
+            rd({ user_id: user, timestamp: "2024-01-15T10:04:59.999Z", heart_rate: 70 }),
+            rd({ user_id: user, timestamp: "2024-01-15T10:05:00Z", heart_rate: 200 }),
+          ],
+        },
+        {
+          get: { start: "2024-01-15T10:00:00Z", end: "2024-01-15T10:05:00Z", bucket: "5m" },
+          data: [pt("2024-01-15T10:00:00Z", 65)],
+        },
+        // A range starting at the later reading sees only it.
+        {
+          get: { start: "2024-01-15T10:05:00Z", end: "2024-01-15T10:05:00.001Z" },
+          data: [pt("2024-01-15T10:05:00Z", 200)],
+        },
+        // A range ending exactly at the first reading sees nothing.
+        { get: { start: "2024-01-15T09:00:00Z", end: "2024-01-15T10:00:00Z" }, data: 404 },
+      ],
+    },
+    {
+      name: "a range not aligned to the bucket reports the epoch-aligned bucket start, with only in-range readings",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, timestamp: "2024-01-15T10:00:10Z", heart_rate: 100 }), // before start
+            rd({ user_id: user, timestamp: "2024-01-15T10:00:40Z", heart_rate: 60 }),
+          ],
+        },
+        {
+          get: { start: "2024-01-15T10:00:30Z", end: "2024-01-15T10:01:00Z" },
+          data: [pt("2024-01-15T10:00:00Z", 60)],
+        },
+      ],
+    },
+    {
+      name: "start and end with offsets are converted to UTC",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z" }) },
+        {
+          get: { start: "2024-01-15T11:30:00+02:00", end: "2024-01-15T12:30:00+02:00" },
+          data: [pt("2024-01-15T10:00:00Z", 75)],
+        },
+        { get: { start: "2024-01-15T10:30:00+02:00", end: "2024-01-15T11:30:00+02:00" }, data: 404 },
+      ],
+    },
+    // Means, rounded to 2 decimals: [readings in one bucket, answer].
+    ...([
+      [[70, 71, 71], 70.67],
+      [[30, 30, 31], 30.33],
+      [[72.5], 72.5],
+      [[60, 61], 60.5],
+      [[100, 100, 101], 100.33],
+      [[80.123, 80.123, 80.123], 80.12],
+      [[219.99, 220, 220], 220],
+    ] as Array<[number[], number]>).map(([values, mean]): Case => ({
+      name: `the mean of ${values.join(", ")} is answered as ${mean} (rounded to 2 decimals)`,
+      steps: (user) => [
+        { post: values.map((v, i) => rd({ user_id: user, timestamp: `2024-01-15T10:00:0${i}Z`, heart_rate: v })) },
+        { data: [pt("2024-01-15T10:00:00Z", mean)] },
+      ],
+    })),
+    // Bucket widths: [bucket, reading timestamp, expected bucket start].
+    ...([
+      ["10s", "2024-01-15T10:00:19.999Z", "2024-01-15T10:00:10Z"],
+      ["30s", "2024-01-15T10:00:59Z", "2024-01-15T10:00:30Z"],
+      ["1m", "2024-01-15T10:07:59.500Z", "2024-01-15T10:07:00Z"],
+      ["5m", "2024-01-15T10:09:59Z", "2024-01-15T10:05:00Z"],
+      ["15m", "2024-01-15T10:29:59Z", "2024-01-15T10:15:00Z"],
+      ["30m", "2024-01-15T10:44:59Z", "2024-01-15T10:30:00Z"],
+      ["1h", "2024-01-15T10:59:59Z", "2024-01-15T10:00:00Z"],
+      ["6h", "2024-01-15T17:59:59Z", "2024-01-15T12:00:00Z"],
+      ["1d", "2024-01-15T23:59:59.999Z", "2024-01-15T00:00:00Z"],
+    ] as Array<[string, string, string]>).map(([bucket, ts, expected]): Case => ({
+      name: `bucket=${bucket} groups ${ts} into the epoch-aligned bucket ${expected}`,
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, timestamp: ts, heart_rate: 70 }),
+            rd({ user_id: user, timestamp: expected, heart_rate: 80 }), // the bucket's first instant joins it
+          ],
+        },
+        { get: { start: "2024-01-14T00:00:00Z", end: "2024-01-17T00:00:00Z", bucket }, data: [pt(expected, 75)] },
+      ],
+    })),
+    {
+      name: "bucket=6h and 1d buckets are aligned to the UTC epoch, not to the query start",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, timestamp: "2024-01-15T05:00:00Z", heart_rate: 60 }),
+            rd({ user_id: user, timestamp: "2024-01-15T07:00:00Z", heart_rate: 70 }),
+          ],
+        },
+        {
+          get: { start: "2024-01-15T03:00:00Z", end: "2024-01-15T09:00:00Z", bucket: "6h" },
+          data: [pt("2024-01-15T00:00:00Z", 60), pt("2024-01-15T06:00:00Z", 70)],
+        },
+        {
+          get: { start: "2024-01-15T03:00:00Z", end: "2024-01-16T03:00:00Z", bucket: "1d" },
+          data: [pt("2024-01-15T00:00:00Z", 65)],
+        },
+      ],
+    },
+    {
+      name: "without bucket the default is 1 minute",
+      steps: (user) => [
+        {
+          post: [
+            rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 60 }),
+            rd({ user_id: user, timestamp: "2024-01-15T10:00:59Z", heart_rate: 70 }),
+            rd({ user_id: user, timestamp: "2024-01-15T10:01:00Z", heart_rate: 80 }),
+          ],
+        },
+        { data: [pt("2024-01-15T10:00:00Z", 65), pt("2024-01-15T10:01:00Z", 80)] },
+      ],
+    },
+    {
+      name: "data is sorted ascending regardless of insert order (memtable and runs mixed)",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:05:00Z", heart_rate: 65 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:01:00Z", heart_rate: 61 }) },
+        { flush: true },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T23:59:00Z", heart_rate: 99 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:03:00Z", heart_rate: 63 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T00:00:00Z", heart_rate: 50 }) },
+        {
+          data: [
+            pt("2024-01-15T00:00:00Z", 50),
+            pt("2024-01-15T10:01:00Z", 61),
+            pt("2024-01-15T10:03:00Z", 63),
+            pt("2024-01-15T10:05:00Z", 65),
+            pt("2024-01-15T23:59:00Z", 99),
+          ],
+        },
+      ],
+    },
+    {
+      name: "readings days late and across several days come back in order, one day per 1d bucket",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-20T08:00:00Z", heart_rate: 90 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-10T08:00:00Z", heart_rate: 50 }) },
+        { flush: true },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T08:00:00Z", heart_rate: 70 }) },
+        {
+          get: { start: "2024-01-01T00:00:00Z", end: "2024-02-01T00:00:00Z", bucket: "1d" },
+          data: [pt("2024-01-10T00:00:00Z", 50), pt("2024-01-15T00:00:00Z", 70), pt("2024-01-20T00:00:00Z", 90)],
+        },
+      ],
+    },
+    {
+      name: "404 when the user has no reading at all",
+      steps: () => [{ data: 404 }],
+    },
+    {
+      name: "404 when the user's readings are all outside the range",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z" }) },
+        { get: { start: "2024-01-15T10:00:00.001Z", end: "2024-01-15T11:00:00Z" }, data: 404 },
+        { get: { start: "2024-01-14T00:00:00Z", end: DAY_START }, data: 404 },
+      ],
+    },
+    {
+      name: "user ids are exact: a prefix or a differently cased user id does not see the readings",
+      users: () => [uid("Case")],
+      steps: (user) => [
+        { post: rd({ user_id: user }) },
+        { get: { user_id: user.toLowerCase() }, data: 404 },
+        { get: { user_id: user.slice(0, -1) }, data: 404 },
+      ],
+    },
+    {
+      name: "the same identity sent twice is counted once",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 75)] },
+      ],
+    },
+    {
+      name: "the same identity written with an equivalent timestamp spelling (+02:00 vs Z) is one reading",
+      steps: (user) => [
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T12:00:00.000+02:00", heart_rate: 90 }) },
+        { post: rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 85)] },
+      ],
+    },
+    {
+      name: "a re-sent identity with a different heart_rate: the last write wins",
+      steps: (user) => [
+        { post: rd({ user_id: user, heart_rate: 70 }) },
+        { post: rd({ user_id: user, heart_rate: 90 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 90)] },
+        { post: rd({ user_id: user, heart_rate: 65 }) },
+        { data: [pt("2024-01-15T10:00:00Z", 65)] },
+      ],
+    },
+    {
+      name: "the same timestamp from two devices is two readings (identity includes device_id)",
+      steps: (user) => [
+        { post: rd({ user_id: user, device_id: "device_a", heart_rate: 70 }) },
+        { post: rd({ user_id: user, device_id: "device_b", heart_rate: 90 }) },
+        { get: { device_id: "device_a" }, data: [pt("2024-01-15T10:00:00Z", 70, "device_a")] },
+        { get: { device_id: "device_b" }, data: [pt("2024-01-15T10:00:00Z", 90, "device_b")] },
+      ],
+    },
+    {
+      name: "the same device and timestamp for two users is two readings (identity includes user_id)",
+      users: () => [uid(), uid()],
+      steps: (u1, u2) => [
+        { post: rd({ user_id: u1, heart_rate: 70 }) },
+        { post: rd({ user_id: u2, heart_rate: 90 }) },
+        { get: { user_id: u1 }, data: [pt("2024-01-15T10:00:00Z", 70)] },
+        { get: { user_id: u2 }, data: [pt("2024-01-15T10:00:00Z", 90)] },
+      ],
+    },
+    {
+      name: "ids with punctuation work as query parameters (URL-encoded)",
+      users: () => [`${uid()}@x.y:z_-`],
+      steps: (user) => [
+        { post: rd({ user_id: user, device_id: "dev:1@home.net" }) },
+        { get: { device_id: "dev:1@home.net" }, data: [pt("2024-01-15T10:00:00Z", 75, "dev:1@home.net")] },
+      ],
+    },
+  ];
 
-  it("readings days late and across several days come back in order, one day per 1d bucket", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-20T08:00:00Z", heart_rate: 90 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-10T08:00:00Z", heart_rate: 50 }));
-    await t.engine.flush();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T08:00:00Z", heart_rate: 70 }));
-    const a = await query(t, {
-      user_id: user,
-      start: "2024-01-01T00:00:00Z",
-      end: "2024-02-01T00:00:00Z",
-      bucket: "1d",
+  // Every case: run its steps against one app; each GET answers 200 of the contract's shape
+  // (`query()` checks user_id, count = data.length, the point keys, the timestamp form and the order)
+  // with exactly the expected data, or 404 problem JSON.
+  for (const c of cases) {
+    it(c.name, async () => {
+      const t = app();
+      const [user, ...others] = c.users?.() ?? [uid()];
+      for (const step of c.steps(user, ...others)) {
+        if ("post" in step) await postOk(t, step.post);
+        else if ("flush" in step) await t.engine.flush();
+        else {
+          const params = { user_id: user, start: DAY_START, end: DAY_END, ...step.get };
+          if (step.data === 404) await expectNoData(t, params);
+          else assert.deepEqual((await query(t, params)).data, step.data);
+        }
+      }
     });
-    assert.deepEqual(a.data, [
-      { timestamp: "2024-01-10T00:00:00Z", heart_rate: 50, device_id: "device_a" },
-      { timestamp: "2024-01-15T00:00:00Z", heart_rate: 70, device_id: "device_a" },
-      { timestamp: "2024-01-20T00:00:00Z", heart_rate: 90, device_id: "device_a" },
-    ]);
-    assert.equal(a.count, 3);
-  });
-
-  it("404 when the user has no reading at all", async () => {
-    await expectNoData(app(), { user_id: uid(), start: DAY_START, end: DAY_END });
-  });
-
-  it("404 when the user's readings are all outside the range", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z" }));
-    await expectNoData(t, { user_id: user, start: "2024-01-15T10:00:00.001Z", end: "2024-01-15T11:00:00Z" });
-    await expectNoData(t, { user_id: user, start: "2024-01-14T00:00:00Z", end: DAY_START });
-  });
-
-  it("user ids are exact: a prefix or a differently cased user id does not see the readings", async () => {
-    const t = app();
-    const user = uid("Case");
-    await postOk(t, rd({ user_id: user }));
-    await expectNoData(t, { user_id: user.toLowerCase(), start: DAY_START, end: DAY_END });
-    await expectNoData(t, { user_id: user.slice(0, -1), start: DAY_START, end: DAY_END });
-  });
-
-  it("the same identity sent twice is counted once", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 75,
-      device_id: "device_a",
-    }]);
-  });
-
-  it("the same identity written with an equivalent timestamp spelling (+02:00 vs Z) is one reading", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:00Z", heart_rate: 70 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T12:00:00.000+02:00", heart_rate: 90 }));
-    await postOk(t, rd({ user_id: user, timestamp: "2024-01-15T10:00:30Z", heart_rate: 80 }));
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 85,
-      device_id: "device_a",
-    }]);
-  });
-
-  it("a re-sent identity with a different heart_rate: the last write wins", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, heart_rate: 70 }));
-    await postOk(t, rd({ user_id: user, heart_rate: 90 }));
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 90,
-      device_id: "device_a",
-    }]);
-    await postOk(t, rd({ user_id: user, heart_rate: 65 }));
-    assert.deepEqual(await day(t, user), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 65,
-      device_id: "device_a",
-    }]);
-  });
-
-  it("the same timestamp from two devices is two readings (identity includes device_id)", async () => {
-    const t = app();
-    const user = uid();
-    await postOk(t, rd({ user_id: user, device_id: "device_a", heart_rate: 70 }));
-    await postOk(t, rd({ user_id: user, device_id: "device_b", heart_rate: 90 }));
-    assert.deepEqual(await day(t, user, { device_id: "device_a" }), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 70,
-      device_id: "device_a",
-    }]);
-    assert.deepEqual(await day(t, user, { device_id: "device_b" }), [{
-      timestamp: "2024-01-15T10:00:00Z",
-      heart_rate: 90,
-      device_id: "device_b",
-    }]);
-  });
-
-  it("the same device and timestamp for two users is two readings (identity includes user_id)", async () => {
-    const t = app();
-    const u1 = uid();
-    const u2 = uid();
-    await postOk(t, rd({ user_id: u1, heart_rate: 70 }));
-    await postOk(t, rd({ user_id: u2, heart_rate: 90 }));
-    assert.deepEqual((await day(t, u1)).map((p) => p.heart_rate), [70]);
-    assert.deepEqual((await day(t, u2)).map((p) => p.heart_rate), [90]);
-  });
-
-  it("ids with punctuation work as query parameters (URL-encoded)", async () => {
-    const t = app();
-    const user = `${uid()}@x.y:z_-`;
-    await postOk(t, rd({ user_id: user, device_id: "dev:1@home.net" }));
-    assert.deepEqual(await day(t, user, { device_id: "dev:1@home.net" }), [
-      { timestamp: "2024-01-15T10:00:00Z", heart_rate: 75, device_id: "dev:1@home.net" },
-    ]);
-  });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Hostile input: property-based requests (fast-check) must never get a 5xx, every error must be
  * problem JSON, and the server must keep serving correct answers afterwards.
  *
- * FUZZ_RUNS (default 1500 per property) sets the count: `FUZZ_RUNS=10000 node --import tsx --test test/fuzz.test.ts`.
+ * FUZZ_RUNS (default 1500 per property) sets the count: `FUZZ_RUNS=10000 node --import tsx --test test/http/fuzz.test.ts`.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";

@@ -11,6 +11,7 @@ import {
   encodeManifest,
   ManifestCorruptError,
   type ManifestData,
+  ManifestFormatError,
   readManifest,
   writeManifest,
 } from "../../src/storage/manifest.ts";
@@ -18,7 +19,7 @@ import { removeDir, tempDir } from "../support/harness.ts";
 import { runScript } from "../support/child.ts";
 
 const SAMPLE: ManifestData = {
-  format: 1,
+  format: 2,
   nextRunId: 3,
   flushedSeq: 42,
   walSegment: 2,
@@ -37,6 +38,16 @@ const SAMPLE: ManifestData = {
 };
 
 describe("Manifest", () => {
+  it("refuses a format-1 manifest (float heart rates) with a message naming the format", () => {
+    const old = new TextDecoder().decode(encodeManifest(SAMPLE)).replace('"format": 2', '"format": 1');
+    const body = old.slice(old.indexOf("\n") + 1);
+    const bytes = encodeManifest(JSON.parse(body));
+    assert.throws(() => decodeManifest(bytes, "MANIFEST"), (err: Error) => {
+      assert.ok(err instanceof ManifestFormatError);
+      assert.match(err.message, /format 1/);
+      return true;
+    });
+  });
   it("round-trips through encode and decode", () => {
     assert.deepEqual(decodeManifest(encodeManifest(SAMPLE), "M"), SAMPLE);
   });

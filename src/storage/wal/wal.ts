@@ -143,8 +143,12 @@ interface PendingAppend {
  *
  * @example
  * ```ts
+ * import { Memtable } from "../memtable.ts";
+ *
  * const { wal, batches, maxSeq } = await Wal.open({ dir: "data/wal" });
- * for (const b of batches) memtable.apply(b.firstSeq, b.readings);
+ * const memtable = new Memtable(wal.currentSegment());
+ * for (const b of batches) memtable.append(b.readings, b.firstSeq);
+ * const readings = [{ userId: "u1", deviceId: "device_a", ts: Date.now(), heartRate: 72 }];
  * let seq = maxSeq;
  * await wal.append(seq + 1, readings); // durable once this resolves
  * seq += readings.length;
@@ -294,6 +298,7 @@ export class Wal {
    *
    * @example
    * ```ts
+   * const { wal } = await Wal.open({ dir: "data/wal" });
    * await wal.append(42, [{ userId: "u1", deviceId: "device_a", ts: Date.now(), heartRate: 72 }]);
    * ```
    */
@@ -337,6 +342,7 @@ export class Wal {
    *
    * @example
    * ```ts
+   * const { wal } = await Wal.open({ dir: "data/wal" });
    * const closed = wal.rotate(); // all data up to here is in segments <= closed
    * ```
    */
@@ -356,6 +362,7 @@ export class Wal {
    *
    * @example
    * ```ts
+   * const { wal } = await Wal.open({ dir: "data/wal" });
    * wal.currentSegment(); // 7
    * ```
    */
@@ -372,8 +379,9 @@ export class Wal {
    *
    * @example
    * ```ts
+   * const { wal } = await Wal.open({ dir: "data/wal" });
    * const closed = wal.rotate();
-   * await flushMemtable();
+   * // ... write what segments <= closed hold to runs, record them in the manifest ...
    * await wal.deleteSegmentsThrough(closed);
    * ```
    */
@@ -405,6 +413,7 @@ export class Wal {
    *
    * @example
    * ```ts
+   * const { wal } = await Wal.open({ dir: "data/wal" });
    * await wal.close();
    * ```
    */
@@ -442,7 +451,8 @@ export class Wal {
    *
    * @example
    * ```ts
-   * if (wal.stats().pendingRecords > 50_000) return overloaded();
+   * const { wal } = await Wal.open({ dir: "data/wal" });
+   * const overloaded = wal.stats().pendingRecords > 50_000; // then answer 503 + Retry-After
    * ```
    */
   stats(): { syncs: number; syncedRecords: number; lastSyncMs: number; pendingRecords: number } {
