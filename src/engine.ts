@@ -19,7 +19,14 @@ import type { Config } from "./ops/config.ts";
 import { armCrashPoint, crashPoint } from "./storage/crash-point.ts";
 import { ensureDir } from "./storage/fsutil.ts";
 import type { Logger } from "./ops/logger.ts";
-import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
+import {
+  EMPTY_MANIFEST,
+  MANIFEST_FILE,
+  type ManifestData,
+  readManifest,
+  withTombstones,
+  writeManifest,
+} from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import { type BucketPoint, type QueryResult, type QuerySpec, rankDevices, runQuery, toPoints } from "./query/query.ts";
@@ -31,6 +38,7 @@ import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { RunSet } from "./storage/run-set.ts";
 import { Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
+import { type Tombstone, TombstoneSet } from "./storage/tombstones.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
 export class OverloadedError extends Error {
@@ -68,6 +76,17 @@ export class TooLargeError extends Error {
 export interface EngineHooks {
   /** The file-system calls of the WAL (default node:fs). */
   walFs?: WalFs;
+  /** The wall clock (ms) for erasure ages and the retention horizon (default Date.now). */
+  now?: () => number;
+}
+
+/** What a DELETE erases: a user's readings, optionally of one device, optionally in `[start, end)`. */
+export interface Erasure {
+  userId: string;
+  deviceId?: string;
+  /** With `end`, or neither (all time). */
+  start?: number;
+  end?: number;
 }
 
 /**
@@ -103,6 +122,10 @@ export class Engine {
   /** Bytes written by flushes and by compactions since start (write amplification). */
   private bytesFlushed = 0;
   bytesCompacted = 0;
+  /** Deletions accepted and not yet purged from disk (tombstones.ts). */
+  readonly tombstones: TombstoneSet;
+  /** The wall clock (ms). */
+  readonly now: () => number;
 
   private constructor(
     readonly config: Config,
@@ -111,8 +134,12 @@ export class Engine {
     manifest: ManifestData,
     nextSeq: number,
     metrics: Metrics,
+    tombstones: readonly Tombstone[],
+    now: () => number,
   ) {
     this.manifest = manifest;
+    this.tombstones = new TombstoneSet(tombstones);
+    this.now = now;
     this.nextRunId = manifest.nextRunId;
     this.nextSeq = nextSeq;
     this.metrics = metrics;
@@ -163,28 +190,45 @@ export class Engine {
     await wal.deleteSegmentsThrough(Math.min(manifest.walSegment, wal.currentSegment() - 1));
     let maxSeq = manifest.flushedSeq;
     for (const r of manifest.runs) maxSeq = Math.max(maxSeq, r.maxSeq);
+    const tombstones = [...(manifest.tombstones ?? [])];
+    for (const t of tombstones) maxSeq = Math.max(maxSeq, t.seq);
     const replay = new Memtable(wal.currentSegment() - 1);
     let replayed = 0;
+    let walTombstones = 0;
     for (const b of batches) {
+      if (b.tombstone) {
+        // A DELETE: its own module keeps it (a covered segment's tombstones are in the manifest).
+        maxSeq = Math.max(maxSeq, b.firstSeq);
+        if (b.segment > manifest.walSegment) {
+          tombstones.push({ ...b.tombstone, segment: b.segment });
+          walTombstones++;
+        }
+        continue;
+      }
       const last = b.firstSeq + b.readings.length - 1;
       maxSeq = Math.max(maxSeq, last);
       if (last <= manifest.flushedSeq) continue;
       replay.append(b.readings, b.firstSeq);
       replayed += b.readings.length;
     }
-    const engine = new Engine(config, log, wal, manifest, maxSeq + 1, metrics);
+    const engine = new Engine(config, log, wal, manifest, maxSeq + 1, metrics, tombstones, hooks.now ?? Date.now);
     if (replay.rows > 0) {
       replay.seal();
       engine.immutables.push(replay);
       engine.scheduleFlush();
     } else if (replay.id > manifest.walSegment && replay.id > 0) {
-      // Nothing to replay: older segments hold only flushed or no records.
+      // Nothing to replay: older segments hold only flushed or no records (and tombstones, which
+      // the manifest must name before their segments go).
+      if (walTombstones > 0) {
+        await engine.updateManifest((m) => ({ ...m, walSegment: Math.max(m.walSegment, replay.id) }));
+      }
       await wal.deleteSegmentsThrough(replay.id);
     }
     log.info("recovered", {
       dataDir,
       runs: manifest.runs.length,
       replayedReadings: replayed,
+      tombstones: engine.tombstones.size,
       walTornTails: truncated.length,
       nextSeq: engine.nextSeq,
       ms: Math.round(performance.now() - started),
@@ -249,6 +293,47 @@ export class Engine {
   }
 
   /**
+   * Erases readings (right to erasure): every reading matching `e` accepted before this call is
+   * gone from every query that starts after it resolves; readings accepted later are kept. Resolves
+   * after the tombstone's WAL record is durable (group-committed with writes). Erasing what does not
+   * exist is not an error. The purge from disk follows in the background (purge.ts).
+   *
+   * @throws ShuttingDownError, WalWriteError (disk).
+   * @example
+   * ```ts
+   * await engine.delete({ userId: "u1", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16) });
+   * ```
+   */
+  async delete(e: Erasure): Promise<void> {
+    if (this.closing) throw new ShuttingDownError();
+    const t: Tombstone = { seq: this.nextSeq++, requestedAt: this.now(), userId: e.userId, segment: 0 };
+    if (e.deviceId !== undefined) t.deviceId = e.deviceId;
+    if (e.start !== undefined && e.end !== undefined) {
+      t.start = e.start;
+      t.end = e.end;
+    }
+    // Bracketed like a write, so a flush of this segment's memtable waits until the tombstone is in
+    // the set (and so in the manifest that covers the segment).
+    const mem = this.active;
+    const appended = this.wal.appendTombstone(t);
+    t.segment = appended.segment;
+    mem.begin(0);
+    try {
+      await appended.synced;
+      this.tombstones.add(t);
+    } catch (err) {
+      throw new WalWriteError(err);
+    } finally {
+      mem.end(0);
+    }
+    this.cache.invalidate(e.userId, t.start ?? -Infinity, t.end === undefined ? Infinity : t.end - 1);
+    this.onErasure?.();
+  }
+
+  /** Called after each accepted DELETE (the purge scheduler hooks in here). */
+  onErasure: (() => void) | undefined;
+
+  /**
    * Answers a query from a consistent snapshot of runs and memtables (see query.ts for the plan).
    * Every write acknowledged before the call is reflected.
    */
@@ -273,6 +358,7 @@ export class Engine {
         runs: runs.map((h) => ({ path: h.path, day: h.meta.day, devices: h.meta.devices })),
         memtables,
         memtableDevices,
+        tombstones: this.tombstones.forUser(spec.userId),
       };
       return await runQuery(sources, spec, this.ranked);
     } finally {
@@ -501,10 +587,13 @@ export class Engine {
     this.compactor?.noteFlush(metas.map((m) => m.day));
   }
 
-  /** Serializes manifest writes (flush and compaction both publish). */
-  private updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
+  /**
+   * Serializes manifest writes (flush, compaction and purge publish). Every manifest written names
+   * the live tombstones, so a tombstone outlives the WAL segment that logged it.
+   */
+  updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
     const next = this.manifestLock.then(async () => {
-      const updated = { ...change(this.manifest), nextRunId: this.nextRunId };
+      const updated = withTombstones({ ...change(this.manifest), nextRunId: this.nextRunId }, this.tombstones.all());
       await writeManifest(this.config.dataDir, updated);
       this.manifest = updated;
     });

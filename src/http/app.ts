@@ -12,7 +12,7 @@ import type { HttpRoute, Metrics } from "../ops/metrics.ts";
 import { openApiJson } from "./openapi.ts";
 import { problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
 import type { QueryResult } from "../query/query.ts";
-import { parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
+import { parseDeleteParams, parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
@@ -25,6 +25,7 @@ const LARGE_BODY_CONCURRENCY = 4;
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
 const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json"] as const;
 const ACCEPTED = JSON.stringify({ status: "accepted" });
+const DELETED = JSON.stringify({ status: "deleted" });
 const JSON_HEADERS = { "content-type": "application/json" };
 const STARTING = "pulsedb is starting (replaying the write-ahead log); retry shortly.";
 const STOPPING = "pulsedb is shutting down.";
@@ -159,12 +160,44 @@ export function createApp(deps: AppDeps): Hono {
     return new Response(body, { status: 200, headers: JSON_HEADERS });
   });
 
+  // Right to erasure: answered once the tombstone is durable in the WAL; idempotent.
+  app.delete(ROUTE, async (c) => {
+    const engine = engineNow();
+    if (engine === undefined) return unavailable(STARTING);
+    const parsed = parseDeleteParams((name) => c.req.query(name));
+    if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
+    try {
+      await engine.delete(parsed.value);
+    } catch (err) {
+      if (err instanceof ShuttingDownError) {
+        return problemResponse(
+          problem(503, "Service Unavailable", "pulsedb is shutting down; nothing was deleted. Retry shortly."),
+          { "retry-after": "1" },
+        );
+      }
+      if (err instanceof WalWriteError) {
+        return problemResponse(
+          problem(
+            503,
+            "Service Unavailable",
+            `The write-ahead log could not be written (${
+              (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"
+            }); the deletion was not acknowledged. Retry later.`,
+          ),
+          { "retry-after": "1" },
+        );
+      }
+      throw err;
+    }
+    return new Response(DELETED, { status: 200, headers: JSON_HEADERS });
+  });
+
   app.all(
     ROUTE,
     (c) =>
       problemResponse(
-        problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET or POST.`),
-        { allow: "GET, POST" },
+        problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET, POST or DELETE.`),
+        { allow: "GET, POST, DELETE" },
       ),
   );
 

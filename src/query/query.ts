@@ -24,6 +24,8 @@ import type { DevicePriority } from "../ops/config.ts";
 import { ID_PATTERN } from "../reading.ts";
 import { round2 } from "./round.ts";
 import { checked } from "../storage/run-sql.ts";
+import type { Tombstone } from "../storage/tombstones.ts";
+import { keepRowSql } from "./tombstone-mask.ts";
 
 /** What a query asks. Bounds are ms since epoch, half-open `[start, end)`. */
 export interface QuerySpec {
@@ -42,6 +44,8 @@ export interface QuerySources {
   memtables: pl.DataFrame[];
   /** Every device_id the memtable frames may hold (empty without memtables). */
   memtableDevices?: readonly string[];
+  /** Live tombstones of the query's user: rows they match are masked (tombstone-mask.ts). */
+  tombstones?: readonly Tombstone[];
 }
 
 /** One bucket of an answer. */
@@ -86,6 +90,7 @@ export const MAX_RANKED_DEVICES = 64;
  *
  * @param ranked the configured devices in priority order (see rankDevices).
  * @param order every device the sources may hold, in answer priority, or undefined.
+ * @param keep a predicate over `device_id, ts, seq` rows must meet (tombstone masking), or undefined.
  * @example
  * ```ts
  * const sql = buildQuerySql(spec, ["device_a", "device_b"], 2, 1, true, ["device_a", "device_b", "zz"]);
@@ -98,6 +103,7 @@ export function buildQuerySql(
   memCount: number,
   dedup: boolean,
   order?: readonly string[],
+  keep?: string,
 ): string {
   const ids = [spec.userId, ...(spec.deviceId === undefined ? [] : [spec.deviceId]), ...ranked, ...(order ?? [])];
   if (!ids.every((d) => ID_PATTERN.test(d))) throw new Error("query ids must be validated before planning");
@@ -118,7 +124,9 @@ export function buildQuerySql(
         `WHERE user_id = '${spec.userId}'${dev}`,
     );
   }
-  const src = `src AS (${parts.join(" UNION ALL ")})`;
+  const src = keep === undefined
+    ? `src AS (${parts.join(" UNION ALL ")})`
+    : `src AS (SELECT * FROM (${parts.join(" UNION ALL ")}) WHERE ${keep})`;
   const bucket = `ts - (ts % ${bucketMs})`;
   const lastWrite = (key: string, cols: string) =>
     dedup
@@ -221,7 +229,8 @@ export async function runQuery(
   const order = spec.deviceId === undefined
     ? deviceOrder(ranked, [...sources.runs.map((r) => r.devices), sources.memtableDevices ?? []])
     : undefined;
-  const sql = buildQuerySql(spec, ranked, runCount, memCount, dedup, order);
+  const keep = keepRowSql(sources.tombstones ?? [], spec);
+  const sql = buildQuerySql(spec, ranked, runCount, memCount, dedup, order, keep);
   const df = await checked(pl.SQLContext(tables).execute(sql)).collect();
   if (df.height === 0) return { count: 0, json: "[]" };
   const json = String(df.writeJSON({ format: "json" } as Parameters<pl.DataFrame["writeJSON"]>[0]));

@@ -14,10 +14,12 @@ import { crashPoint } from "./crash-point.ts";
 import { crc32c } from "./crc32c.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import type { RunMeta } from "./run.ts";
+import type { Tombstone } from "./tombstones.ts";
 
 /** The manifest's content. */
 export interface ManifestData {
-  format: 1;
+  /** 1; 2 when `tombstones` is present (an older pulsedb refuses it rather than ignore pending erasures). */
+  format: 1 | 2;
   /** The next run id to hand out. */
   nextRunId: number;
   /** Every reading with seq <= flushedSeq is in a run. */
@@ -25,6 +27,21 @@ export interface ManifestData {
   /** WAL segments numbered <= walSegment are covered by runs and may be deleted. */
   walSegment: number;
   runs: RunMeta[];
+  /** Format 2: erasures accepted and not yet purged (tombstones.ts); absent when there are none. */
+  tombstones?: Tombstone[];
+}
+
+/**
+ * The manifest with `tombstones` as its pending erasures (format 2 when there are any, else 1).
+ *
+ * @example
+ * ```ts
+ * withTombstones(EMPTY_MANIFEST, []).format; // 1
+ * ```
+ */
+export function withTombstones(data: ManifestData, tombstones: readonly Tombstone[]): ManifestData {
+  const { tombstones: _old, ...rest } = data;
+  return tombstones.length === 0 ? { ...rest, format: 1 } : { ...rest, format: 2, tombstones: tombstones.slice() };
 }
 
 /** The manifest of an empty database. */
@@ -89,7 +106,10 @@ export function decodeManifest(bytes: Uint8Array, file: string): ManifestData {
   } catch {
     throw new ManifestCorruptError(file, "body is not JSON");
   }
-  if (data.format !== 1 || !Array.isArray(data.runs)) throw new ManifestCorruptError(file, "unknown format");
+  if ((data.format !== 1 && data.format !== 2) || !Array.isArray(data.runs)) {
+    throw new ManifestCorruptError(file, "unknown format");
+  }
+  if (data.format === 2 && !Array.isArray(data.tombstones)) throw new ManifestCorruptError(file, "tombstones missing");
   return data;
 }
 
