@@ -39,6 +39,8 @@ import { RunSet } from "./storage/run-set.ts";
 import { Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { type Tombstone, TombstoneSet } from "./storage/tombstones.ts";
+import { expiredIndices, expiredRuns, retentionHorizon } from "./storage/retention.ts";
+import { Purger } from "./storage/purge.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
 export class OverloadedError extends Error {
@@ -69,6 +71,17 @@ export class TooLargeError extends Error {
   constructor(detail: string) {
     super(`the write is too large to be stored atomically (${detail}); send it in smaller batches`);
     this.name = "TooLargeError";
+  }
+}
+
+/** How often the background lifecycle pass (purge due erasures, drop expired days) runs. */
+const LIFECYCLE_EVERY_MS = 30_000;
+
+/** Readings older than the retention horizon (PULSE_RETENTION): they would never be answered. */
+export class ExpiredError extends Error {
+  constructor(readonly indices: number[], readonly horizon: number) {
+    super(`${indices.length} reading(s) older than the retention horizon ${new Date(horizon).toISOString()}`);
+    this.name = "ExpiredError";
   }
 }
 
@@ -110,6 +123,7 @@ export class Engine {
   private nextSeq: number;
   private flushLoop: Promise<void> | undefined;
   private manifestLock: Promise<unknown> = Promise.resolve();
+  private runsLock: Promise<unknown> = Promise.resolve();
   private closing = false;
   private framing = false;
   private closed = false;
@@ -126,6 +140,11 @@ export class Engine {
   readonly tombstones: TombstoneSet;
   /** The wall clock (ms). */
   readonly now: () => number;
+  /** Physical purge of erasures (purge.ts). */
+  readonly purger: Purger;
+  /** The background lifecycle pass (purge, retention) in progress, if any. */
+  private lifecycle: Promise<void> | undefined;
+  private lastLifecycle = 0;
 
   private constructor(
     readonly config: Config,
@@ -140,6 +159,7 @@ export class Engine {
     this.manifest = manifest;
     this.tombstones = new TombstoneSet(tombstones);
     this.now = now;
+    this.purger = new Purger(this, { deadlineMs: config.erasureDeadlineMs });
     this.nextRunId = manifest.nextRunId;
     this.nextSeq = nextSeq;
     this.metrics = metrics;
@@ -247,11 +267,17 @@ export class Engine {
    * Stores readings durably. Reading i of the call gets a higher sequence than reading i-1, so a later
    * duplicate wins. Resolves after the WAL fsync that covers them (group commit).
    *
-   * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk).
+   * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk), ExpiredError
+   *   (a reading older than the retention horizon; nothing of the call is stored).
    */
   async write(readings: readonly Reading[]): Promise<void> {
     if (this.closing) throw new ShuttingDownError();
     if (readings.length === 0) return;
+    if (this.config.retentionMs !== undefined) {
+      const horizon = this.horizon();
+      const expired = expiredIndices(readings, horizon);
+      if (expired.length > 0) throw new ExpiredError(expired, horizon);
+    }
     if (this.memoryBytes() >= this.config.memoryBudgetBytes) {
       this.metrics.backpressure.inc();
       this.rotate();
@@ -315,11 +341,10 @@ export class Engine {
     // Bracketed like a write, so a flush of this segment's memtable waits until the tombstone is in
     // the set (and so in the manifest that covers the segment).
     const mem = this.active;
-    const appended = this.wal.appendTombstone(t);
-    t.segment = appended.segment;
+    const synced = this.wal.appendTombstone(t);
     mem.begin(0);
     try {
-      await appended.synced;
+      t.segment = await synced;
       this.tombstones.add(t);
     } catch (err) {
       throw new WalWriteError(err);
@@ -327,11 +352,7 @@ export class Engine {
       mem.end(0);
     }
     this.cache.invalidate(e.userId, t.start ?? -Infinity, t.end === undefined ? Infinity : t.end - 1);
-    this.onErasure?.();
   }
-
-  /** Called after each accepted DELETE (the purge scheduler hooks in here). */
-  onErasure: (() => void) | undefined;
 
   /**
    * Answers a query from a consistent snapshot of runs and memtables (see query.ts for the plan).
@@ -343,6 +364,12 @@ export class Engine {
 
   /** Like `query`, with the answer's `data` array as JSON text (what the HTTP layer sends). */
   async queryJson(spec: QuerySpec): Promise<QueryResult> {
+    // Retention: nothing below the horizon is ever answered (whatever is still on disk).
+    const horizon = this.horizon();
+    if (horizon > spec.start) {
+      if (horizon >= spec.end) return { count: 0, json: "[]" };
+      spec = { ...spec, start: Math.ceil(horizon) };
+    }
     const started = performance.now();
     const runs = this.runs.acquire(spec.start, spec.end);
     const memtables: pl.DataFrame[] = [];
@@ -375,6 +402,12 @@ export class Engine {
     spec: QuerySpec,
     render: (result: QueryResult) => string,
   ): Promise<{ body: string | undefined; cached: boolean }> {
+    // An answer whose range reaches below the retention horizon changes as the horizon moves:
+    // never cached. Above it, a cached answer stays exact (the horizon only rises).
+    if (this.horizon() > spec.start) {
+      const result = await this.queryJson(spec);
+      return { body: result.count === 0 ? undefined : render(result), cached: false };
+    }
     const key = `${spec.userId}|${spec.deviceId ?? ""}|${spec.start}|${spec.end}|${spec.bucketMs}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -387,6 +420,42 @@ export class Engine {
     const body = result.count === 0 ? undefined : render(result);
     this.cache.put(key, { user: spec.userId, start: spec.start, end: spec.end }, body ?? "", version);
     return { body, cached: false };
+  }
+
+  /** The retention horizon now: readings older than it are never answered (-Infinity without retention). */
+  horizon(): number {
+    return retentionHorizon(this.now(), this.config.retentionMs);
+  }
+
+  /**
+   * Drops the runs of whole UTC days below the retention horizon: manifest edit first, then the
+   * files are unlinked (once no query reads them). Returns the days dropped.
+   */
+  async dropExpiredDays(): Promise<string[]> {
+    if (this.config.retentionMs === undefined) return [];
+    return await this.exclusive(async () => {
+      const expired = expiredRuns(this.manifest.runs, this.horizon());
+      if (expired.length === 0) return [];
+      await this.replaceRuns(expired, []);
+      const days = [...new Set(expired.map((r) => r.day))].sort();
+      this.log.info("retention: expired days dropped", {
+        days,
+        runs: expired.length,
+        rows: expired.reduce((n, r) => n + r.rows, 0),
+        horizon: new Date(this.horizon()).toISOString(),
+      });
+      return days;
+    });
+  }
+
+  /**
+   * Runs `fn` while no other run-rewriting job (compaction, purge, retention drop) runs, so that
+   * no job publishes an output built from runs another job has replaced meanwhile.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.runsLock.then(fn);
+    this.runsLock = next.catch(() => {});
+    return next;
   }
 
   /** Seals the active memtable (if it holds rows) and flushes everything; resolves when all is in runs. */
@@ -407,6 +476,7 @@ export class Engine {
     this.closing = true;
     clearInterval(this.timer);
     await this.compactor?.stop();
+    await this.lifecycle;
     try {
       await this.flush();
     } catch (err) {
@@ -489,9 +559,60 @@ export class Engine {
     for (const [user, s] of spans) this.cache.invalidate(user, s.min, s.max);
   }
 
+  /**
+   * One background lifecycle pass: purge erasures that are due, drop expired days. Errors are
+   * logged and retried at the next pass (pending erasures stay in the manifest).
+   */
+  async lifecyclePass(): Promise<void> {
+    try {
+      await this.purger.maybeRun();
+    } catch (err) {
+      this.log.error("purge failed; will retry", { err });
+    }
+    try {
+      await this.dropExpiredDays();
+    } catch (err) {
+      this.log.error("retention drop failed; will retry", { err });
+    }
+  }
+
+  /** The highest WAL segment the manifest covers (purge.ts). */
+  coveredSegment(): number {
+    return this.manifest.walSegment;
+  }
+
+  /**
+   * Flushes until the manifest covers WAL segment `segment` (and the segments up to it are
+   * deleted), rotating the WAL first if `segment` is still current, even with an empty memtable.
+   */
+  async flushThrough(segment: number): Promise<void> {
+    if (this.manifest.walSegment >= segment) return;
+    if (this.wal.currentSegment() <= segment) this.rotate(true);
+    while (this.manifest.walSegment < segment && this.immutables.length > 0) {
+      this.scheduleFlush();
+      await this.flushLoop;
+    }
+    if (this.manifest.walSegment < segment) throw new Error(`could not flush through WAL segment ${segment}`);
+  }
+
+  /** Retires purged tombstones: out of the live set, out of the manifest (durably). */
+  async retireTombstones(seqs: readonly number[]): Promise<void> {
+    const retired = this.tombstones.all().filter((t) => seqs.includes(t.seq));
+    if (retired.length === 0) return;
+    this.tombstones.retire(seqs);
+    const top = Math.max(...retired.map((t) => t.seq));
+    try {
+      await this.updateManifest((m) => ({ ...m, flushedSeq: Math.max(m.flushedSeq, top) }));
+    } catch (err) {
+      for (const t of retired) this.tombstones.add(t);
+      throw err;
+    }
+    this.metrics.erasuresPurged.inc(retired.length);
+  }
+
   /** Seals the active memtable and starts a new one with a new WAL segment. Synchronous. */
-  private rotate(): void {
-    if (this.active.committedAndPendingRows === 0) return;
+  private rotate(force = false): void {
+    if (this.active.committedAndPendingRows === 0 && !force) return;
     // The segment the WAL was writing (normally the memtable's own; a later one if the WAL moved to
     // a fresh segment after a write error): its records are all in this memtable.
     const closed = this.wal.rotate();
@@ -503,6 +624,11 @@ export class Engine {
 
   private tick(): void {
     if (this.closing) return;
+    const now = Date.now();
+    if (!this.lifecycle && now - this.lastLifecycle >= LIFECYCLE_EVERY_MS) {
+      this.lastLifecycle = now;
+      this.lifecycle = this.lifecyclePass().finally(() => (this.lifecycle = undefined));
+    }
     try {
       if (
         this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs
@@ -529,6 +655,9 @@ export class Engine {
     for (const [level, n] of perLevel) m.runs.set({ level: String(level) }, n);
     m.runBytes.set(bytes);
     m.writeAmplification.set(this.bytesFlushed > 0 ? (this.bytesFlushed + this.bytesCompacted) / this.bytesFlushed : 0);
+    m.erasuresPending.set(this.tombstones.size);
+    const oldest = this.tombstones.oldestRequestedAt();
+    m.erasureOldestAge.set(oldest === undefined ? 0 : Math.max(0, (this.now() - oldest) / 1000));
   }
 
   private scheduleFlush(): void {

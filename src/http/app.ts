@@ -6,7 +6,7 @@
  */
 import { type Context, Hono } from "hono";
 import type { Config } from "../ops/config.ts";
-import { Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
+import { Engine, ExpiredError, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { HttpRoute, Metrics } from "../ops/metrics.ts";
 import { openApiJson } from "./openapi.ts";
@@ -137,6 +137,7 @@ export function createApp(deps: AppDeps): Hono {
     try {
       await engine.write(parsed.readings);
     } catch (err) {
+      if (err instanceof ExpiredError) return expired(err, parsed.batch, parsed.readings.length, metrics);
       return writeFailure(err, metrics, parsed.readings.length);
     }
     metrics.readingsAccepted.inc(parsed.readings.length);
@@ -242,6 +243,20 @@ function constant<T>(value: T): () => T {
 
 function unavailable(detail: string): Response {
   return problemResponse(problem(503, "Service Unavailable", detail), { "retry-after": "1" });
+}
+
+/** 400 naming every reading older than the retention horizon (nothing of the request is stored). */
+function expired(err: ExpiredError, batch: boolean, n: number, metrics: Metrics): Response {
+  metrics.reject("invalid", n);
+  const horizon = new Date(err.horizon).toISOString();
+  const message = `timestamp is older than the retention horizon (${horizon}); it would never be answered`;
+  const errors = err.indices.map((i) => ({ path: batch ? `/${i}/timestamp` : "/timestamp", message }));
+  const detail = batch
+    ? `${err.indices.length} of ${n} readings ${
+      err.indices.length === 1 ? "is" : "are"
+    } older than the retention horizon; nothing was stored.`
+    : "The reading is older than the retention horizon; nothing was stored.";
+  return problemResponse(problem(400, VALIDATION_TITLE, detail, errors));
 }
 
 /** Maps an engine write error to its 503 answer and counts the `n` refused readings; rethrows others. */

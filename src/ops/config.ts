@@ -41,6 +41,10 @@ export interface Config {
   recovery: "none" | "rebuild-manifest";
   /** Test-only: the name of a crash point at which the process kills itself. */
   crashPoint: string | undefined;
+  /** How long readings are kept (ms before now); undefined: forever. */
+  retentionMs: number | undefined;
+  /** A DELETE's readings are purged from every file within this many ms. */
+  erasureDeadlineMs: number;
 }
 
 /** Every variable pulsedb reads, with its default and meaning (the README's table is built from this). */
@@ -93,6 +97,17 @@ export const ENV_DOCS: ReadonlyArray<{ name: string; default: string; meaning: s
       "`rebuild-manifest`: rebuild MANIFEST from the run files at start-up (after a corrupt or lost manifest, or to quarantine a damaged run); see docs/corruption.md.",
   },
   {
+    name: "PULSE_RETENTION",
+    default: "unlimited",
+    meaning:
+      "Keep readings this long (`30d`, `365d`; `s m h d` suffixes): older ones are never answered, POSTs of them are 400, whole expired days are deleted within an hour.",
+  },
+  {
+    name: "PULSE_ERASURE_DEADLINE",
+    default: "24h",
+    meaning: "A DELETE's readings are gone from every file under PULSE_DATA_DIR within this time (`s m h d` suffixes).",
+  },
+  {
     name: "PULSE_WAL_SALVAGE",
     default: "0",
     meaning: "1: start despite a WAL segment corrupt in the middle, cutting it there (loses what follows).",
@@ -110,6 +125,35 @@ export class ConfigError extends Error {
 const intIn = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const DURATION_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as `30d`, `12h`, `90m`, `45s` into milliseconds; undefined when malformed.
+ *
+ * @example
+ * ```ts
+ * parseDuration("30d"); // 2592000000
+ * parseDuration("30"); // undefined
+ * ```
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  if (!m || Number(m[1]) === 0) return undefined;
+  return Number(m[1]) * DURATION_UNIT_MS[m[2]];
+}
+
+const duration = z.string().transform((raw, ctx) => {
+  const ms = parseDuration(raw);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `bad duration "${raw}": expected a positive number with s, m, h or d (e.g. 30d)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const priorityList = z.string().transform((raw, ctx) => {
   const map = new Map<string, number>();
@@ -148,6 +192,16 @@ const schema = z.object({
   PULSE_WAL_SALVAGE: z.enum(["0", "1"]).default("0"),
   PULSE_RECOVERY: z.enum(["none", "rebuild-manifest"]).default("none"),
   PULSE_CRASH_POINT: z.string().optional(),
+  PULSE_RETENTION: z.string().transform((raw, ctx) => {
+    if (raw.trim() === "unlimited") return undefined;
+    const ms = parseDuration(raw);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `bad retention "${raw}": expected e.g. 30d or 365d, or unlimited` });
+      return z.NEVER;
+    }
+    return ms;
+  }).optional(),
+  PULSE_ERASURE_DEADLINE: duration.default(86_400_000),
 });
 
 /**
@@ -193,6 +247,8 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     walSalvage: e.PULSE_WAL_SALVAGE === "1",
     recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
+    retentionMs: e.PULSE_RETENTION,
+    erasureDeadlineMs: e.PULSE_ERASURE_DEADLINE,
   };
 }
 

@@ -284,33 +284,35 @@ export class Wal {
    * reading appends and settles the same way.
    *
    * Pre: the log is open; `t.seq` > every sequence number appended or replayed before.
-   * Post: `segment` is the segment the record was queued for; `synced` resolves once it is durable
-   * (see `append`).
+   * Post: `synced` resolves once the record is durable (see `append`), with the number of the
+   * segment that holds it (the one current at the call, or a later one after a write error).
    *
    * @example
    * ```ts
-   * const { segment, synced } = wal.appendTombstone({ seq: 43, requestedAt: Date.now(), userId: "u1" });
-   * await synced;
+   * const segment = await wal.appendTombstone({ seq: 43, requestedAt: Date.now(), userId: "u1" });
    * ```
    */
-  appendTombstone(t: WalTombstone): { segment: number; synced: Promise<void> } {
+  appendTombstone(t: WalTombstone): Promise<number> {
     if (this.closed) throw new Error("wal: append after close");
     if (!(t.seq > this.lastSeq)) {
       throw new RangeError(`wal: sequence number ${t.seq} not above the last one (${this.lastSeq})`);
     }
     const bytes = encodeTombstoneRecord(t);
     this.lastSeq = t.seq;
-    const segment = this.current.number;
-    return { segment, synced: this.enqueue(bytes) };
+    let entry: PendingAppend | undefined;
+    const synced = this.enqueue(bytes, (e) => (entry = e));
+    return synced.then(() => entry!.seg.number);
   }
 
   /** Queue an encoded record for the current segment (group commit). */
-  private enqueue(bytes: Uint8Array): Promise<void> {
+  private enqueue(bytes: Uint8Array, onQueued?: (entry: PendingAppend) => void): Promise<void> {
     const seg = this.current;
     seg.queued++;
     this.enqueued++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ seg, bytes, resolve, reject });
+      const entry = { seg, bytes, resolve, reject };
+      this.pending.push(entry);
+      onQueued?.(entry);
       this.kick();
     });
   }
