@@ -73,7 +73,9 @@ export async function rewriteRuns(
   const union = inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}${where}`).join(
     " UNION ALL ",
   );
-  const lf = checked(pl.SQLContext(tables).execute(runRowsSql(union)));
+  // One input is already de-duplicated and sorted, and a filter keeps both: stream it through.
+  const sql = inputs.length === 1 ? union : runRowsSql(union);
+  const lf = checked(pl.SQLContext(tables).execute(sql));
   return await writeRun(dataDir, lf, { id: host.reserveRunId(), day, level: outputLevel }, points);
 }
 

@@ -117,7 +117,9 @@ export class Purger {
       for (const run of host.liveRuns()) {
         const relevant = pending.filter((t) => mayHold(run, t));
         if (relevant.length === 0) continue;
-        const runDrop = deletedRowSql(relevant, RUN_COLUMNS)!;
+        // The IN conjunct lets Parquet statistics prune row groups (runs are sorted by user).
+        const users = [...new Set(relevant.map((t) => `'${t.userId}'`))].join(", ");
+        const runDrop = `(user_id IN (${users}) AND ${deletedRowSql(relevant, RUN_COLUMNS)})`;
         const matched = await countRows(path.join(host.config.dataDir, run.file), runDrop);
         if (matched === 0) continue;
         if (matched >= run.rows) {
