@@ -2,7 +2,7 @@
  * Tombstones (right to erasure) below HTTP: the WAL record (type 2), the live set and its SQL
  * predicate, read-your-deletes across restarts and kill -9, and the property that answers after
  * deletions are byte-identical to those of a history that never held the deleted readings, in
- * every storage state (memtable, runs, compacted runs, after restart).
+ * every storage state (memtable, runs, compacted runs, after restart, after the purge).
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -187,7 +187,7 @@ describe("Read-your-deletes across restarts and crashes", () => {
 // Property: deleting = never having held the readings
 
 type Op = { kind: "write"; readings: Reading[] } | { kind: "delete"; erasure: Erasure } | { kind: "flush" };
-const STATES = ["memtable", "runs", "compacted", "restart"] as const;
+const STATES = ["memtable", "runs", "compacted", "restart", "purged"] as const;
 
 const USERS = ["u1", "u2"];
 const DEVICES = ["device_a", "device_b", "zz"];
@@ -260,7 +260,11 @@ describe("Deletion property", () => {
         async (ops, state) => {
           const dir = tempDir();
           const refDir = tempDir();
-          const compaction = { compaction: state === "compacted", compactionTrigger: 2, compactionSettleMs: 0 };
+          const compaction = {
+            compaction: state === "compacted" || state === "purged",
+            compactionTrigger: 2,
+            compactionSettleMs: 0,
+          };
           let db: PulseDb = await openTestDb(dir, compaction);
           const ref = await openTestDb(refDir);
           try {
@@ -271,7 +275,13 @@ describe("Deletion property", () => {
             }
             if (state !== "memtable") await db.engine.flush();
             if (state === "compacted") await db.compactor!.runUntilIdle();
-            if (state === "restart") {
+            if (state === "purged") {
+              // Purge while compaction runs, then after a restart: the files themselves no longer
+              // hold the deleted readings, and no tombstone masks anything any more.
+              await Promise.all([db.engine.purger.run(), db.compactor!.runUntilIdle()]);
+              assert.equal(db.engine.tombstones.size, 0);
+            }
+            if (state === "restart" || state === "purged") {
               await db.engine.close();
               db = await openTestDb(dir);
             }
@@ -286,7 +296,7 @@ describe("Deletion property", () => {
           }
         },
       ),
-      { numRuns: 30 },
+      { numRuns: 40 },
     );
   });
 });
