@@ -153,6 +153,23 @@ describe("DELETE /metrics/heart-rate semantics", () => {
     });
   }
 
+  it("is described in /openapi.json, and /metrics reports pending erasures and the oldest one's age", async () => {
+    const doc = (await (await t.app.request("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { parameters: Array<{ name: string; required: boolean }> }>>;
+    };
+    const op = doc.paths["/metrics/heart-rate"].delete;
+    assert.deepEqual(op.parameters.map((p) => [p.name, p.required]), [
+      ["user_id", true],
+      ["device_id", false],
+      ["start", false],
+      ["end", false],
+    ]);
+    assert.equal((await del(t, { user_id: uid() })).status, 200);
+    const text = await (await t.app.request("/metrics")).text();
+    assert.match(text, /^pulsedb_erasures_pending [1-9]\d*$/m);
+    assert.match(text, /^pulsedb_erasure_oldest_pending_age_seconds [0-9.e+-]+$/m);
+  });
+
   it("is idempotent: deleting again, or deleting a user who never existed, answers 200", async () => {
     const u = uid();
     await post(t, rd(u, "device_a", "10:00:00", 70));

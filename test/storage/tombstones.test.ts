@@ -67,6 +67,35 @@ describe("WAL tombstone record (type 2)", () => {
     assert.match(bad.bad?.reason ?? "", /checksum/);
   });
 
+  it("is group-committed with reading appends: one fdatasync covers both, replay returns both in order", async () => {
+    const dir = tempDir();
+    try {
+      const { Wal } = await import("../../src/storage/wal/wal.ts");
+      const { wal } = await Wal.open({ dir });
+      const before = wal.stats().syncs;
+      const segment = wal.currentSegment();
+      const [, seg] = await Promise.all([
+        wal.append(1, [reading()]),
+        wal.appendTombstone({ seq: 2, requestedAt: 5, userId: "user_1" }),
+        wal.append(3, [reading({ heartRate: 80 })]),
+      ]);
+      assert.equal(seg, segment);
+      assert.equal(wal.stats().syncs - before, 1);
+      assert.throws(() => wal.appendTombstone({ seq: 3, requestedAt: 5, userId: "u" }), RangeError);
+      await wal.close();
+      const reopened = await Wal.open({ dir });
+      assert.deepEqual(reopened.batches.map((b) => [b.firstSeq, b.tombstone?.userId ?? b.readings.length]), [
+        [1, 1],
+        [2, "user_1"],
+        [3, 1],
+      ]);
+      assert.equal(reopened.maxSeq, 3);
+      await reopened.wal.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it("refuses to encode a range with one end only", () => {
     assert.throws(() => encodeTombstoneRecord({ seq: 1, requestedAt: 0, userId: "u", start: 0 }), RangeError);
   });
