@@ -592,7 +592,13 @@ export class Engine {
       this.scheduleFlush();
       await this.flushLoop;
     }
-    if (this.manifest.walSegment < segment) throw new Error(`could not flush through WAL segment ${segment}`);
+    if (this.manifest.walSegment < segment) {
+      // No memtable holds records of those segments any more (e.g. after a manifest rebuild, whose
+      // manifest covers no segment): record that they are covered, and delete what is left of them.
+      if (this.active.id <= segment) throw new Error(`could not flush through WAL segment ${segment}`);
+      await this.updateManifest((m) => ({ ...m, walSegment: Math.max(m.walSegment, segment) }));
+      await this.wal.deleteSegmentsThrough(segment);
+    }
   }
 
   /** Retires purged tombstones: out of the live set, out of the manifest (durably). */

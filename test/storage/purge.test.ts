@@ -166,6 +166,29 @@ describe("Purge", () => {
     }
   });
 
+  it("carries pending erasures over a manifest rebuild (PULSE_RECOVERY=rebuild-manifest) and still purges them", async () => {
+    const dir = tempDir();
+    let db = await open(dir);
+    try {
+      await db.engine.write(readings("gina", 1, 5, 70));
+      await db.engine.flush();
+      await db.engine.delete({ userId: "gina" });
+      await db.engine.write(readings("hank", 1, 5, 80)); // the flush at close covers the DELETE's segment
+      await db.engine.close();
+      db = await open(dir, [], { recovery: "rebuild-manifest" });
+      assert.equal(db.engine.tombstones.size, 1);
+      assert.equal(await answer(db.engine, "gina"), "[]");
+      await db.engine.purger.run();
+      const after = await scanForUser(dir, { userId: "gina" });
+      assert.deepEqual(after.hits, []);
+      assert.deepEqual(after.tombstoneRecords, []);
+      assert.equal(JSON.parse(await answer(db.engine, "hank")).length, 5);
+    } finally {
+      await db.engine.close();
+      removeDir(dir);
+    }
+  });
+
   it("runs when the oldest erasure is due (a quarter of the deadline, injected clock)", async () => {
     const dir = tempDir();
     let clock = DAY0 + 10 * D;
