@@ -74,7 +74,10 @@ export class TooLargeError extends Error {
   }
 }
 
-/** How often the background lifecycle pass (purge due erasures, drop expired days) runs. */
+/**
+ * How often (at most) the background lifecycle pass (purge due erasures, drop expired days) runs;
+ * more often with a short erasure deadline (an eighth of it, at least every second).
+ */
 const LIFECYCLE_EVERY_MS = 30_000;
 
 /** Readings older than the retention horizon (PULSE_RETENTION): they would never be answered. */
@@ -145,6 +148,8 @@ export class Engine {
   /** The background lifecycle pass (purge, retention) in progress, if any. */
   private lifecycle: Promise<void> | undefined;
   private lastLifecycle = 0;
+  /** Woken after every flush attempt (flushThrough waits on them). */
+  private flushWaiters: Array<() => void> = [];
 
   private constructor(
     readonly config: Config,
@@ -588,13 +593,19 @@ export class Engine {
   async flushThrough(segment: number): Promise<void> {
     if (this.manifest.walSegment >= segment) return;
     if (this.wal.currentSegment() <= segment) this.rotate(true);
+    // Memtables flush in WAL order, each raising walSegment to its last segment: wait for one flush
+    // at a time until the segment is covered (under sustained writes the flush loop itself may never
+    // be idle). A memtable's id is not its first segment (the replayed memtable after a restart
+    // covers every unflushed segment and has the highest id), so any sealed memtable counts.
     while (this.manifest.walSegment < segment && this.immutables.length > 0) {
+      const flushed = new Promise<void>((resolve) => this.flushWaiters.push(resolve));
       this.scheduleFlush();
-      await this.flushLoop;
+      await flushed;
     }
     if (this.manifest.walSegment < segment) {
-      // No memtable holds records of those segments any more (e.g. after a manifest rebuild, whose
-      // manifest covers no segment): record that they are covered, and delete what is left of them.
+      // No sealed memtable is left and the active one is newer: nothing unflushed holds records of
+      // those segments (e.g. after a manifest rebuild, whose manifest covers no segment). Record
+      // that they are covered, and delete what is left of them.
       if (this.active.id <= segment) throw new Error(`could not flush through WAL segment ${segment}`);
       await this.updateManifest((m) => ({ ...m, walSegment: Math.max(m.walSegment, segment) }));
       await this.wal.deleteSegmentsThrough(segment);
@@ -631,7 +642,8 @@ export class Engine {
   private tick(): void {
     if (this.closing) return;
     const now = Date.now();
-    if (!this.lifecycle && now - this.lastLifecycle >= LIFECYCLE_EVERY_MS) {
+    const every = Math.min(LIFECYCLE_EVERY_MS, Math.max(1000, this.config.erasureDeadlineMs / 8));
+    if (!this.lifecycle && now - this.lastLifecycle >= every) {
       this.lastLifecycle = now;
       this.lifecycle = this.lifecyclePass().finally(() => (this.lifecycle = undefined));
     }
@@ -675,7 +687,9 @@ export class Engine {
           try {
             await this.flushOne(this.immutables[0]);
             delay = 100;
+            this.wakeFlushWaiters();
           } catch (err) {
+            this.wakeFlushWaiters();
             this.metrics.flushFailures.inc();
             this.log.error("flush failed; will retry", { err, memtable: this.immutables[0]?.id, retryInMs: delay });
             if (this.closing && delay > 2000) throw err;
@@ -685,9 +699,16 @@ export class Engine {
         }
       } finally {
         this.flushLoop = undefined;
+        this.wakeFlushWaiters();
       }
     })();
     this.flushLoop.catch(() => {});
+  }
+
+  private wakeFlushWaiters(): void {
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Writes one sealed memtable as runs, publishes them, drops its WAL segment. */

@@ -166,6 +166,44 @@ describe("Purge", () => {
     }
   });
 
+  it("after a crash, waits for the replayed WAL (a memtable whose id is above the DELETE's segment) before purging", async () => {
+    const dir = tempDir();
+    try {
+      // Several WAL segments, the DELETE in the first, and no flush completed (the first one dies).
+      const child = runScript(`
+        import { openPulseDb } from "./src/pulsedb.ts";
+        import { testConfig } from "./src/ops/config.ts";
+        import { silentLogger } from "./src/ops/logger.ts";
+        const { engine } = await openPulseDb(testConfig({ dataDir: ${
+        JSON.stringify(dir)
+      }, compaction: false, memtableRows: 2, crashPoint: "flush-after-sink:1" }), silentLogger);
+        const r = (u, h, hr) => ({ userId: u, deviceId: "device_a", ts: ${DAY0} + h * ${H}, heartRate: hr });
+        await engine.write([r("ivy", 1, 61)]);
+        await engine.delete({ userId: "ivy" });
+        await engine.write([r("ivy", 2, 62), r("jay", 2, 72)]);
+        await engine.write([r("jay", 3, 73), r("jay", 4, 74)]);
+        await new Promise(() => {}); // the background flush dies at its crash point
+      `);
+      assert.equal(child.signal, "SIGKILL", child.stderr);
+      const db = await open(dir);
+      try {
+        assert.equal(db.engine.tombstones.size, 1);
+        const want = await answer(db.engine, "ivy");
+        assert.equal(JSON.parse(want).length, 1); // the 02:00 reading, accepted after the DELETE
+        await db.engine.purger.run();
+        assert.equal(await answer(db.engine, "ivy"), want);
+        assert.equal(JSON.parse(await answer(db.engine, "jay")).length, 3);
+        const after = await scanForUser(dir, { userId: "ivy" });
+        const seq = 2; // the DELETE's sequence: the first reading had 1
+        for (const h of after.hits) assert.ok(h.seqs.every((s) => s > seq), `${h.file}: ${h.seqs}`);
+      } finally {
+        await db.engine.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it("carries pending erasures over a manifest rebuild (PULSE_RECOVERY=rebuild-manifest) and still purges them", async () => {
     const dir = tempDir();
     let db = await open(dir);

@@ -305,6 +305,8 @@ export function childEnv(dataDir: string, memtableRows: number, crashPoint: stri
     PULSE_FLUSH_INTERVAL_MS: "200",
     PULSE_COMPACTION_TRIGGER: "2",
     PULSE_COMPACTION_SETTLE_MS: "300",
+    // Purges (of the DELETEs writers send) start 2 s after a DELETE: they run, and crash, in rounds.
+    PULSE_ERASURE_DEADLINE: "8s",
   };
   if (crashPoint) env.PULSE_CRASH_POINT = crashPoint;
   return env;
