@@ -110,9 +110,15 @@ async function scanParquet(file: string, t: ScanTarget): Promise<{ rows: number;
   const tsCol = columns.includes("timestamp") ? "CAST(timestamp AS BIGINT)" : columns.includes("ts") ? "ts" : "";
   const where = [`user_id = '${t.userId}'`];
   if (t.deviceId !== undefined && columns.includes("device_id")) where.push(`device_id = '${t.deviceId}'`);
-  if (t.start !== undefined && tsCol !== "") {
+  if (t.start !== undefined && (tsCol !== "" || columns.includes("minute_ms"))) {
     if (!Number.isSafeInteger(t.start) || !Number.isSafeInteger(t.end)) throw new Error("bad range");
-    where.push(`${tsCol} >= ${t.start} AND ${tsCol} < ${t.end}`);
+    // A rollup row aggregates one minute: it can only be proven to hold a reading of the range when
+    // the whole minute lies inside it (an edge minute may rightly keep readings outside the range).
+    where.push(
+      tsCol !== ""
+        ? `${tsCol} >= ${t.start} AND ${tsCol} < ${t.end}`
+        : `minute_ms >= ${t.start} AND minute_ms + 60000 <= ${t.end}`,
+    );
   }
   const sql = `SELECT ${hasSeq ? "seq" : "1 AS seq"} FROM r WHERE ${where.join(" AND ")}`;
   const df = await checked(pl.SQLContext({ r: lf }).execute(sql)).collect();
