@@ -19,7 +19,14 @@ import type { Config } from "./ops/config.ts";
 import { armCrashPoint, crashPoint } from "./storage/crash-point.ts";
 import { ensureDir, MaybeWrittenError } from "./storage/fsutil.ts";
 import type { Logger } from "./ops/logger.ts";
-import { EMPTY_MANIFEST, MANIFEST_FILE, type ManifestData, readManifest, writeManifest } from "./storage/manifest.ts";
+import {
+  EMPTY_MANIFEST,
+  MANIFEST_FILE,
+  type ManifestData,
+  readManifest,
+  withTombstones,
+  writeManifest,
+} from "./storage/manifest.ts";
 import { rebuildManifest } from "./storage/recovery.ts";
 import { FRAME_CHUNK_ROWS, Memtable } from "./storage/memtable.ts";
 import {
@@ -33,7 +40,8 @@ import {
   toPoints,
   type Window,
 } from "./query/query.ts";
-import type { Reading } from "./reading.ts";
+import { DAY_MS, type Reading } from "./reading.ts";
+import { tombstonesTouch } from "./query/tombstone-mask.ts";
 import { ResultCache } from "./query/result-cache.ts";
 import { checkRunSize, dayName, listRunFiles, removeRunFiles, RunCorruptError, type RunMeta } from "./storage/run.ts";
 import { planRunSources } from "./query/rollup-plan.ts";
@@ -44,6 +52,9 @@ import { releaseLock, takeLock } from "./storage/lock-file.ts";
 import { type RunHandle, RunSet } from "./storage/run-set.ts";
 import { RecordTooLargeError, Wal, type WalFs } from "./storage/wal/wal.ts";
 import { Metrics } from "./ops/metrics.ts";
+import { type Tombstone, TombstoneSet } from "./storage/tombstones.ts";
+import { expiredIndices, expiredRuns, retentionHorizon } from "./storage/retention.ts";
+import { Purger } from "./storage/purge.ts";
 
 /** Writes are refused because memtables are at their memory budget; retry after `retryAfterSec`. */
 export class OverloadedError extends Error {
@@ -89,10 +100,35 @@ export class TooLargeError extends Error {
   }
 }
 
+/**
+ * How often (at most) the background lifecycle pass (purge due erasures, drop expired days) runs;
+ * more often with a short erasure deadline (an eighth of it, at least every second).
+ */
+const LIFECYCLE_EVERY_MS = 30_000;
+
+/** Readings older than the retention horizon (PULSE_RETENTION): they would never be answered. */
+export class ExpiredError extends Error {
+  constructor(readonly indices: number[], readonly horizon: number) {
+    super(`${indices.length} reading(s) older than the retention horizon ${new Date(horizon).toISOString()}`);
+    this.name = "ExpiredError";
+  }
+}
+
 /** Test hooks: inject faults below the engine. */
 export interface EngineHooks {
   /** The file-system calls of the WAL (default node:fs). */
   walFs?: WalFs;
+  /** The wall clock (ms) for erasure ages and the retention horizon (default Date.now). */
+  now?: () => number;
+}
+
+/** What a DELETE erases: a user's readings, optionally of one device, optionally in `[start, end)`. */
+export interface Erasure {
+  userId: string;
+  deviceId?: string;
+  /** With `end`, or neither (all time). */
+  start?: number;
+  end?: number;
 }
 
 /**
@@ -119,6 +155,7 @@ export class Engine {
   private nextSeq: number;
   private flushLoop: Promise<void> | undefined;
   private manifestLock: Promise<unknown> = Promise.resolve();
+  private runsLock: Promise<unknown> = Promise.resolve();
   private closing = false;
   private framing = false;
   private closed = false;
@@ -140,6 +177,17 @@ export class Engine {
   private verifying: Promise<void> = Promise.resolve();
   /** Run files of failed publishes that a manifest on disk may still name (see publishOrDiscard). */
   private readonly unpublished: string[] = [];
+  /** Deletions accepted and not yet purged from disk (tombstones.ts). */
+  readonly tombstones: TombstoneSet;
+  /** The wall clock (ms). */
+  readonly now: () => number;
+  /** Physical purge of erasures (purge.ts). */
+  readonly purger: Purger;
+  /** The background lifecycle pass (purge, retention) in progress, if any. */
+  private lifecycle: Promise<void> | undefined;
+  private lastLifecycle = 0;
+  /** Woken after every flush attempt (flushThrough waits on them). */
+  private flushWaiters: Array<() => void> = [];
 
   private constructor(
     readonly config: Config,
@@ -148,8 +196,13 @@ export class Engine {
     manifest: ManifestData,
     nextSeq: number,
     metrics: Metrics,
+    tombstones: readonly Tombstone[],
+    now: () => number,
   ) {
     this.manifest = manifest;
+    this.tombstones = new TombstoneSet(tombstones);
+    this.now = now;
+    this.purger = new Purger(this, { deadlineMs: config.erasureDeadlineMs });
     this.nextRunId = manifest.nextRunId;
     this.nextSeq = nextSeq;
     this.metrics = metrics;
@@ -188,6 +241,9 @@ export class Engine {
     // memtable size (and one WAL segment), not by the log. Segments are deleted once the WAL is open.
     let maxSeq = manifest.flushedSeq;
     for (const r of manifest.runs) maxSeq = Math.max(maxSeq, r.maxSeq);
+    const tombstones = [...(manifest.tombstones ?? [])];
+    for (const t of tombstones) maxSeq = Math.max(maxSeq, t.seq);
+    let walTombstones = 0;
     let replay = new Memtable(0);
     let replayed = 0;
     let replayFlushes = 0;
@@ -195,12 +251,13 @@ export class Engine {
     const flushReplay = async (coveredSegment: number) => {
       replay.seal(0);
       const metas = await writeMemtableRuns(dataDir, replay, () => current.nextRunId++);
-      const next: ManifestData = {
+      // It names every tombstone replayed so far: their segments may go once it covers them.
+      const next: ManifestData = withTombstones({
         ...current,
         runs: [...current.runs, ...metas],
         flushedSeq: Math.max(current.flushedSeq, replay.maxSeq),
         walSegment: Math.max(current.walSegment, coveredSegment),
-      };
+      }, tombstones);
       await writeManifest(dataDir, next);
       current = next;
       log.info("flush", { memtable: "replay", rows: replay.rows, runs: metas.map((m) => m.file) });
@@ -220,6 +277,15 @@ export class Engine {
       logger: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) =>
         log[level](msg, fields),
       onBatch: async (b) => {
+        if (b.tombstone) {
+          // A DELETE: its own module keeps it (a covered segment's tombstones are in the manifest).
+          maxSeq = Math.max(maxSeq, b.firstSeq);
+          if (b.segment > manifest.walSegment) {
+            tombstones.push({ ...b.tombstone, segment: b.segment });
+            walTombstones++;
+          }
+          return;
+        }
         const last = b.firstSeq + b.readings.length - 1;
         maxSeq = Math.max(maxSeq, last);
         if (last <= manifest.flushedSeq) return;
@@ -233,14 +299,18 @@ export class Engine {
     // Segments the manifest says are covered may survive a crash before their deletion.
     await wal.deleteSegmentsThrough(Math.min(current.walSegment, wal.currentSegment() - 1));
     const lastOld = wal.currentSegment() - 1;
-    const engine = new Engine(config, log, wal, current, maxSeq + 1, metrics);
+    const engine = new Engine(config, log, wal, current, maxSeq + 1, metrics, tombstones, hooks.now ?? Date.now);
     if (replay.rows > 0) {
       // The rest of the log: one memtable covering every old segment, flushed as usual.
       replay.seal(lastOld);
       engine.immutables.push(replay);
       engine.scheduleFlush();
     } else if (lastOld > current.walSegment && lastOld > 0) {
-      // Nothing left to replay: older segments hold only flushed or no records.
+      // Nothing left to replay: older segments hold only flushed or no records (and tombstones, which
+      // the manifest must name before their segments go).
+      if (walTombstones > 0) {
+        await engine.updateManifest((m) => ({ ...m, walSegment: Math.max(m.walSegment, lastOld) }));
+      }
       await wal.deleteSegmentsThrough(lastOld);
     }
     log.info("recovered", {
@@ -248,6 +318,7 @@ export class Engine {
       runs: current.runs.length,
       replayedReadings: replayed,
       replayFlushes,
+      tombstones: engine.tombstones.size,
       walTornTails: truncated.length,
       nextSeq: engine.nextSeq,
       ms: Math.round(performance.now() - started),
@@ -268,7 +339,8 @@ export class Engine {
    * duplicate wins. Resolves after the WAL fsync that covers them (group commit).
    *
    * @throws OverloadedError (memory budget), ShuttingDownError, WalWriteError (disk; also every write
-   *   after a failed background fdatasync: see `failure()`).
+   *   after a failed background fdatasync: see `failure()`), ExpiredError (a reading older than the
+   *   retention horizon; nothing of the call is stored).
    */
   async write(readings: readonly Reading[]): Promise<void> {
     if (this.closing) throw new ShuttingDownError();
@@ -276,6 +348,11 @@ export class Engine {
     if (failed !== undefined) throw new WalWriteError(failed); // fail-stop: nothing is acknowledged
     if (this.damaged !== undefined) throw this.damaged;
     if (readings.length === 0) return;
+    if (this.config.retentionMs !== undefined) {
+      const horizon = this.horizon();
+      const expired = expiredIndices(readings, horizon);
+      if (expired.length > 0) throw new ExpiredError(expired, horizon);
+    }
     if (this.memoryBytes() >= this.config.memoryBudgetBytes) {
       this.metrics.backpressure.inc();
       this.rotate();
@@ -319,6 +396,47 @@ export class Engine {
   }
 
   /**
+   * Erases readings (right to erasure): every reading matching `e` accepted before this call is
+   * gone from every query that starts after it resolves; readings accepted later are kept. Resolves
+   * after the tombstone's WAL record is durable (group-committed with writes). Erasing what does not
+   * exist is not an error. The purge from disk follows in the background (purge.ts).
+   *
+   * @throws ShuttingDownError, WalWriteError (disk).
+   * @example
+   * ```ts
+   * import { testConfig } from "./ops/config.ts";
+   * import { silentLogger } from "./ops/logger.ts";
+   *
+   * const engine = await Engine.open(testConfig({ dataDir: "/tmp/pulse" }), silentLogger);
+   * await engine.delete({ userId: "u1", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16) });
+   * await engine.close();
+   * ```
+   */
+  async delete(e: Erasure): Promise<void> {
+    if (this.closing) throw new ShuttingDownError();
+    const t: Tombstone = { seq: this.nextSeq++, requestedAt: this.now(), userId: e.userId, segment: 0 };
+    if (e.deviceId !== undefined) t.deviceId = e.deviceId;
+    if (e.start !== undefined && e.end !== undefined) {
+      t.start = e.start;
+      t.end = e.end;
+    }
+    // Bracketed like a write, so a flush of this segment's memtable waits until the tombstone is in
+    // the set (and so in the manifest that covers the segment).
+    const mem = this.active;
+    const synced = this.wal.appendTombstone(t);
+    mem.begin(0);
+    try {
+      t.segment = await synced;
+      this.tombstones.add(t);
+    } catch (err) {
+      throw new WalWriteError(err);
+    } finally {
+      mem.end(0);
+    }
+    this.cache.invalidate(e.userId, t.start ?? -Infinity, t.end === undefined ? Infinity : t.end - 1);
+  }
+
+  /**
    * Answers a query from a consistent snapshot of runs and memtables (see query.ts for the plan).
    * Every write acknowledged before the call is reflected.
    */
@@ -343,6 +461,12 @@ export class Engine {
   }
 
   private async queryNow(spec: QuerySpec): Promise<QueryResult> {
+    // Retention: nothing below the horizon is ever answered (whatever is still on disk).
+    const horizon = this.horizon();
+    if (horizon > spec.start) {
+      if (horizon >= spec.end) return { count: 0, json: "[]" };
+      spec = { ...spec, start: Math.ceil(horizon) };
+    }
     const started = performance.now();
     const runs = this.runs.acquire(spec.start, spec.end);
     try {
@@ -375,13 +499,20 @@ export class Engine {
         path: h.path,
         rollupPath: h.meta.rollup ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
       }));
-      const planSplit = planRunSources(spec, planned, memtableDays);
+      // Tombstones cannot mask pre-aggregated rollups: the days they touch are read raw, like the
+      // days a memtable holds (the mask applies to raw rows in the plan).
+      const tombstones = this.tombstones.forUser(spec.userId);
+      const rawDays = tombstones.length === 0 ? memtableDays : withTombstonedDays(memtableDays, tombstones, spec);
+      const planSplit = planRunSources(spec, planned, rawDays);
       // Raw rows need no de-duplication when no identity can occur twice: each memtable's rows of
       // this user arrived in order per device, and all raw sources' time spans are disjoint.
       const disjoint = !memMayRepeat &&
         spansDisjoint([...memSpans, ...planSplit.runs.map((r) => r.span ?? [-Infinity, Infinity] as const)]);
-      const sources = { ...planSplit, memtables, memtableDevices, disjoint } as QuerySources;
-      if (disjoint && spec.bucketMs % MINUTE_MS === 0) this.useMinuteAggregates(spec, sources, memOwners);
+      const sources = { ...planSplit, memtables, memtableDevices, disjoint, tombstones } as QuerySources;
+      // The memtables' per-minute aggregates cannot be masked either.
+      if (disjoint && spec.bucketMs % MINUTE_MS === 0 && tombstones.length === 0) {
+        this.useMinuteAggregates(spec, sources, memOwners);
+      }
       return await runQuery(sources, spec, this.ranked);
     } finally {
       this.runs.release(runs);
@@ -423,6 +554,12 @@ export class Engine {
     spec: QuerySpec,
     render: (result: QueryResult) => string,
   ): Promise<{ body: string | undefined; cached: boolean }> {
+    // An answer whose range reaches below the retention horizon changes as the horizon moves:
+    // never cached. Above it, a cached answer stays exact (the horizon only rises).
+    if (this.horizon() > spec.start) {
+      const result = await this.queryJson(spec);
+      return { body: result.count === 0 ? undefined : render(result), cached: false };
+    }
     const key = `${spec.userId}|${spec.deviceId ?? ""}|${spec.start}|${spec.end}|${spec.bucketMs}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -435,6 +572,42 @@ export class Engine {
     const body = result.count === 0 ? undefined : render(result);
     this.cache.put(key, { user: spec.userId, start: spec.start, end: spec.end }, body ?? "", version);
     return { body, cached: false };
+  }
+
+  /** The retention horizon now: readings older than it are never answered (-Infinity without retention). */
+  horizon(): number {
+    return retentionHorizon(this.now(), this.config.retentionMs);
+  }
+
+  /**
+   * Drops the runs of whole UTC days below the retention horizon: manifest edit first, then the
+   * files are unlinked (once no query reads them). Returns the days dropped.
+   */
+  async dropExpiredDays(): Promise<string[]> {
+    if (this.config.retentionMs === undefined) return [];
+    return await this.exclusive(async () => {
+      const expired = expiredRuns(this.manifest.runs, this.horizon());
+      if (expired.length === 0) return [];
+      await this.replaceRuns(expired, []);
+      const days = [...new Set(expired.map((r) => r.day))].sort();
+      this.log.info("retention: expired days dropped", {
+        days,
+        runs: expired.length,
+        rows: expired.reduce((n, r) => n + r.rows, 0),
+        horizon: new Date(this.horizon()).toISOString(),
+      });
+      return days;
+    });
+  }
+
+  /**
+   * Runs `fn` while no other run-rewriting job (compaction, purge, retention drop) runs, so that
+   * no job publishes an output built from runs another job has replaced meanwhile.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.runsLock.then(fn);
+    this.runsLock = next.catch(() => {});
+    return next;
   }
 
   /** Seals the active memtable (if it holds rows) and flushes everything; resolves when all is in runs. */
@@ -456,6 +629,7 @@ export class Engine {
     clearInterval(this.timer);
     await this.compactor?.stop();
     await this.verifying;
+    await this.lifecycle;
     try {
       await this.flush();
     } catch (err) {
@@ -590,9 +764,72 @@ export class Engine {
     for (const [user, s] of spans) this.cache.invalidate(user, s.min, s.max);
   }
 
+  /**
+   * One background lifecycle pass: purge erasures that are due, drop expired days. Errors are
+   * logged and retried at the next pass (pending erasures stay in the manifest).
+   */
+  async lifecyclePass(): Promise<void> {
+    try {
+      await this.purger.maybeRun();
+    } catch (err) {
+      this.log.error("purge failed; will retry", { err });
+    }
+    try {
+      await this.dropExpiredDays();
+    } catch (err) {
+      this.log.error("retention drop failed; will retry", { err });
+    }
+  }
+
+  /** The highest WAL segment the manifest covers (purge.ts). */
+  coveredSegment(): number {
+    return this.manifest.walSegment;
+  }
+
+  /**
+   * Flushes until the manifest covers WAL segment `segment` (and the segments up to it are
+   * deleted), rotating the WAL first if `segment` is still current, even with an empty memtable.
+   */
+  async flushThrough(segment: number): Promise<void> {
+    if (this.manifest.walSegment >= segment) return;
+    if (this.wal.currentSegment() <= segment) this.rotate(true);
+    // Memtables flush in WAL order, each raising walSegment to its last segment: wait for one flush
+    // at a time until the segment is covered (under sustained writes the flush loop itself may never
+    // be idle). A memtable's id is not its first segment (the replayed memtable after a restart
+    // covers every unflushed segment and has the highest id), so any sealed memtable counts.
+    while (this.manifest.walSegment < segment && this.immutables.length > 0) {
+      const flushed = new Promise<void>((resolve) => this.flushWaiters.push(resolve));
+      this.scheduleFlush();
+      await flushed;
+    }
+    if (this.manifest.walSegment < segment) {
+      // No sealed memtable is left and the active one is newer: nothing unflushed holds records of
+      // those segments (e.g. after a manifest rebuild, whose manifest covers no segment). Record
+      // that they are covered, and delete what is left of them.
+      if (this.active.id <= segment) throw new Error(`could not flush through WAL segment ${segment}`);
+      await this.updateManifest((m) => ({ ...m, walSegment: Math.max(m.walSegment, segment) }));
+      await this.wal.deleteSegmentsThrough(segment);
+    }
+  }
+
+  /** Retires purged tombstones: out of the live set, out of the manifest (durably). */
+  async retireTombstones(seqs: readonly number[]): Promise<void> {
+    const retired = this.tombstones.all().filter((t) => seqs.includes(t.seq));
+    if (retired.length === 0) return;
+    this.tombstones.retire(seqs);
+    const top = Math.max(...retired.map((t) => t.seq));
+    try {
+      await this.updateManifest((m) => ({ ...m, flushedSeq: Math.max(m.flushedSeq, top) }));
+    } catch (err) {
+      for (const t of retired) this.tombstones.add(t);
+      throw err;
+    }
+    this.metrics.erasuresPurged.inc(retired.length);
+  }
+
   /** Seals the active memtable and starts a new one with a new WAL segment. Synchronous. */
-  private rotate(): void {
-    if (this.active.committedAndPendingRows === 0) return;
+  private rotate(force = false): void {
+    if (this.active.committedAndPendingRows === 0 && !force) return;
     // The segment the WAL was writing (normally the memtable's own; a later one if the WAL moved to
     // a fresh segment after a write error): its records are all in this memtable.
     const closed = this.wal.rotate();
@@ -604,6 +841,12 @@ export class Engine {
 
   private tick(): void {
     if (this.closing) return;
+    const now = Date.now();
+    const every = Math.min(LIFECYCLE_EVERY_MS, Math.max(1000, this.config.erasureDeadlineMs / 8));
+    if (!this.lifecycle && now - this.lastLifecycle >= every) {
+      this.lastLifecycle = now;
+      this.lifecycle = this.lifecyclePass().finally(() => (this.lifecycle = undefined));
+    }
     try {
       if (
         this.active.committedAndPendingRows > 0 && Date.now() - this.active.createdAt >= this.config.flushIntervalMs
@@ -630,6 +873,9 @@ export class Engine {
     for (const [level, n] of perLevel) m.runs.set({ level: String(level) }, n);
     m.runBytes.set(bytes);
     m.writeAmplification.set(this.bytesFlushed > 0 ? (this.bytesFlushed + this.bytesCompacted) / this.bytesFlushed : 0);
+    m.erasuresPending.set(this.tombstones.size);
+    const oldest = this.tombstones.oldestRequestedAt();
+    m.erasureOldestAge.set(oldest === undefined ? 0 : Math.max(0, (this.now() - oldest) / 1000));
   }
 
   private scheduleFlush(): void {
@@ -641,7 +887,9 @@ export class Engine {
           try {
             await this.flushOne(this.immutables[0]);
             delay = 100;
+            this.wakeFlushWaiters();
           } catch (err) {
+            this.wakeFlushWaiters();
             this.metrics.flushFailures.inc();
             this.log.error("flush failed; will retry", { err, memtable: this.immutables[0]?.id, retryInMs: delay });
             if (this.closing && delay > 2000) throw err;
@@ -651,9 +899,16 @@ export class Engine {
         }
       } finally {
         this.flushLoop = undefined;
+        this.wakeFlushWaiters();
       }
     })();
     this.flushLoop.catch(() => {});
+  }
+
+  private wakeFlushWaiters(): void {
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Writes one sealed memtable as runs, publishes them, drops its WAL segment. */
@@ -703,10 +958,13 @@ export class Engine {
     }
   }
 
-  /** Serializes manifest writes (flush and compaction both publish). */
-  private updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
+  /**
+   * Serializes manifest writes (flush, compaction and purge publish). Every manifest written names
+   * the live tombstones, so a tombstone outlives the WAL segment that logged it.
+   */
+  updateManifest(change: (m: ManifestData) => ManifestData): Promise<void> {
     const next = this.manifestLock.then(async () => {
-      const updated = { ...change(this.manifest), nextRunId: this.nextRunId };
+      const updated = withTombstones({ ...change(this.manifest), nextRunId: this.nextRunId }, this.tombstones.all());
       await writeManifest(this.config.dataDir, updated);
       this.manifest = updated;
       if (this.unpublished.length > 0) {
@@ -769,4 +1027,18 @@ async function readManifestOrRefuse(dataDir: string): Promise<ManifestData> {
     );
   }
   return readManifest(dataDir);
+}
+
+/**
+ * `days` plus every UTC day of the query's range that one of `tombstones` touches (the rollups of
+ * those days cannot be masked, so they are read raw until the purge rewrites them).
+ */
+function withTombstonedDays(days: ReadonlySet<string>, tombstones: readonly Tombstone[], spec: QuerySpec): Set<string> {
+  const out = new Set(days);
+  for (let d = Math.floor(spec.start / DAY_MS) * DAY_MS; d < spec.end; d += DAY_MS) {
+    const from = Math.max(d, spec.start);
+    const to = Math.min(d + DAY_MS, spec.end);
+    if (tombstonesTouch(tombstones, spec.userId, spec.deviceId, from, to)) out.add(dayName(d / DAY_MS));
+  }
+  return out;
 }

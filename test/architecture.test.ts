@@ -22,7 +22,7 @@ function layerOf(rel: string): Layer | undefined {
   if (rel === "reading.ts") return "reading";
   if (rel === "engine.ts") return "engine";
   if (rel === "pulsedb.ts") return "pulsedb";
-  if (rel === "main.ts") return "main";
+  if (rel === "main.ts" || rel === "verify-erased.ts") return "main"; // the two entry points
   const top = rel.split("/")[0];
   if (top === "ops" || top === "storage" || top === "query" || top === "http") return top;
   return undefined;

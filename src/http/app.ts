@@ -6,13 +6,21 @@
  */
 import { type Context, Hono } from "hono";
 import type { Config } from "../ops/config.ts";
-import { DamagedError, Engine, OverloadedError, ShuttingDownError, TooLargeError, WalWriteError } from "../engine.ts";
+import {
+  DamagedError,
+  Engine,
+  ExpiredError,
+  OverloadedError,
+  ShuttingDownError,
+  TooLargeError,
+  WalWriteError,
+} from "../engine.ts";
 import type { Logger } from "../ops/logger.ts";
 import type { HttpRoute, Metrics } from "../ops/metrics.ts";
 import { openApiJson } from "./openapi.ts";
 import { problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
 import type { QueryResult } from "../query/query.ts";
-import { parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
+import { parseDeleteParams, parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
 import { readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
@@ -28,6 +36,7 @@ const LARGE_BODY_CONCURRENCY = 4;
 /** Every route pattern; the `route` label of the request-duration histogram is one of these or `unmatched`. */
 const ROUTES = [ROUTE, "/health", "/ready", "/metrics", "/openapi.json", ...DASHBOARD_PATHS];
 const ACCEPTED = JSON.stringify({ status: "accepted" });
+const DELETED = JSON.stringify({ status: "deleted" });
 const JSON_HEADERS = { "content-type": "application/json" };
 const STARTING = "pulsedb is starting (replaying the write-ahead log); retry shortly.";
 const STOPPING = "pulsedb is shutting down.";
@@ -194,6 +203,7 @@ export function createApp(deps: AppDeps): Hono {
     try {
       await engine.write(parsed.readings);
     } catch (err) {
+      if (err instanceof ExpiredError) return expired(err, parsed.batch, parsed.readings.length, metrics);
       if (engine.isClosing() && !isKnownWriteError(err)) {
         // Shutting down: an unexpected failure is answered "not stored, retry" (a retry of a reading
         // that did reach the log rewrites the same identity with the same value), never a 500.
@@ -229,12 +239,44 @@ export function createApp(deps: AppDeps): Hono {
     return new Response(body, { status: 200, headers: JSON_HEADERS });
   });
 
+  // Right to erasure: answered once the tombstone is durable in the WAL; idempotent.
+  app.delete(ROUTE, async (c) => {
+    const engine = engineNow();
+    if (engine === undefined) return unavailable(STARTING);
+    const parsed = parseDeleteParams((name) => c.req.query(name));
+    if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));
+    try {
+      await engine.delete(parsed.value);
+    } catch (err) {
+      if (err instanceof ShuttingDownError) {
+        return problemResponse(
+          problem(503, "Service Unavailable", "pulsedb is shutting down; nothing was deleted. Retry shortly."),
+          { "retry-after": "1" },
+        );
+      }
+      if (err instanceof WalWriteError) {
+        return problemResponse(
+          problem(
+            503,
+            "Service Unavailable",
+            `The write-ahead log could not be written (${
+              (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"
+            }); the deletion was not acknowledged. Retry later.`,
+          ),
+          { "retry-after": "1" },
+        );
+      }
+      throw err;
+    }
+    return new Response(DELETED, { status: 200, headers: JSON_HEADERS });
+  });
+
   app.all(
     ROUTE,
     (c) =>
       problemResponse(
-        problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET or POST.`),
-        { allow: "GET, POST" },
+        problem(405, "Method Not Allowed", `${c.req.method} is not supported on ${ROUTE}; use GET, POST or DELETE.`),
+        { allow: "GET, POST, DELETE" },
       ),
   );
 
@@ -291,6 +333,20 @@ function unavailable(detail: string): Response {
 function isKnownWriteError(err: unknown): boolean {
   return err instanceof OverloadedError || err instanceof ShuttingDownError || err instanceof TooLargeError ||
     err instanceof WalWriteError || err instanceof DamagedError;
+}
+
+/** 400 naming every reading older than the retention horizon (nothing of the request is stored). */
+function expired(err: ExpiredError, batch: boolean, n: number, metrics: Metrics): Response {
+  metrics.reject("invalid", n);
+  const horizon = new Date(err.horizon).toISOString();
+  const message = `timestamp is older than the retention horizon (${horizon}); it would never be answered`;
+  const errors = err.indices.map((i) => ({ path: batch ? `/${i}/timestamp` : "/timestamp", message }));
+  const detail = batch
+    ? `${err.indices.length} of ${n} readings ${
+      err.indices.length === 1 ? "is" : "are"
+    } older than the retention horizon; nothing was stored.`
+    : "The reading is older than the retention horizon; nothing was stored.";
+  return problemResponse(problem(400, VALIDATION_TITLE, detail, errors));
 }
 
 /** Maps an engine write error to its 503 answer and counts the `n` refused readings; rethrows others. */

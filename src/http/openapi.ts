@@ -13,6 +13,7 @@ import { MAX_BATCH, MAX_HEART_RATE, MIN_HEART_RATE } from "../reading.ts";
 import {
   BUCKET_MS,
   DEFAULT_BUCKET,
+  deleteSchema,
   MAX_BUCKETS,
   querySchema,
   readingBatchSchema,
@@ -184,7 +185,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         "query them in time buckets with device priority. Every error body is RFC 9457 problem JSON.",
     },
     paths: {
-      "/metrics/heart-rate": { post: ingestOperation(), get: queryOperation() },
+      "/metrics/heart-rate": { post: ingestOperation(), get: queryOperation(), delete: deleteOperation() },
       "/health": {
         get: {
           operationId: "health",
@@ -654,6 +655,62 @@ function withAccessControl(doc: {
     },
   };
   return doc;
+}
+
+function deleteOperation() {
+  const params = z.toJSONSchema(deleteSchema, { io: "input" }) as {
+    properties: Record<string, Record<string, unknown>>;
+    required?: string[];
+  };
+  const required = new Set(params.required ?? []);
+  const describe: Record<string, string> = {
+    user_id: "The user whose readings are erased.",
+    device_id: "Only this device's readings (default: every device).",
+    start: "Range start, inclusive; with `end`, or neither (neither: all time).",
+    end: "Range end, exclusive; later than `start`; with `start`, or neither.",
+  };
+  const parameters = Object.entries(params.properties).map(([name, schema]) => {
+    const { description: _d, example: _e, ...rest } = schema;
+    return { name, in: "query", required: required.has(name), description: describe[name] ?? "", schema: rest };
+  });
+  return {
+    operationId: "deleteHeartRate",
+    summary: "Erase a user's readings (right to erasure).",
+    description:
+      "Every matching reading accepted before the DELETE is gone from every later answer (cached or not), across restarts " +
+      "and crashes; a reading accepted afterwards is stored as usual. Answered once the deletion is durable in the " +
+      "write-ahead log. Deleting what does not exist is also 200. The files holding the readings are rewritten within " +
+      "PULSE_ERASURE_DEADLINE (default 24h).",
+    tags: ["readings"],
+    parameters,
+    responses: {
+      "200": {
+        description: "The deletion is durable.",
+        content: {
+          "application/json": {
+            schema: { type: "object", properties: { status: { const: "deleted" } }, required: ["status"] },
+            example: { status: "deleted" },
+          },
+        },
+      },
+      "400": problemResponse("A missing or invalid parameter, only one of `start`/`end`, or `start >= end`.", {
+        invalid: {
+          summary: "start without end",
+          value: {
+            type: "https://pulsedb.dev/problems/validation",
+            title: "Validation failed",
+            status: 400,
+            detail: "Invalid query parameters: end.",
+            errors: [{
+              path: "end",
+              message: "end is required when start is given (give both, or neither to delete all time)",
+            }],
+          },
+        },
+      }),
+      "503": UNAVAILABLE,
+    },
+  };
 }
 
 let cached: string | undefined;

@@ -354,3 +354,84 @@ function compareExact(a: number, aSub: string, b: number, bSub: string): number 
   const y = bSub.padEnd(n, "0");
   return x < y ? -1 : x > y ? 1 : 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deletion
+
+/** Validated parameters of `DELETE /metrics/heart-rate`: `start`/`end` both present or both absent. */
+export interface DeleteParams {
+  userId: string;
+  deviceId?: string;
+  start?: number;
+  end?: number;
+}
+
+/** The parameters of a DELETE, before the cross-field rules. */
+export const deleteSchema = z.object({
+  user_id: userIdSchema,
+  device_id: deviceIdSchema.optional(),
+  start: timestampSchema("start").optional(),
+  end: timestampSchema("end").optional(),
+});
+
+/**
+ * Validates the query parameters of `DELETE /metrics/heart-rate`: the query's rules for `user_id`,
+ * `device_id`, `start` and `end` (the same messages, `start < end`, sub-millisecond bounds rounded
+ * the same way), except that `start` and `end` are optional, both or neither (neither: all time).
+ *
+ * @example
+ * const q = new URLSearchParams("user_id=u1&device_id=device_a");
+ * parseDeleteParams((name) => q.get(name) ?? undefined);
+ * // { ok: true, value: { userId: "u1", deviceId: "device_a" } }
+ */
+export function parseDeleteParams(
+  get: (name: string) => string | undefined,
+):
+  | { ok: true; value: DeleteParams }
+  | { ok: false; status: 400; title: string; detail: string; errors: FieldError[] } {
+  const raw: Record<string, string | undefined> = {};
+  for (const name of ["user_id", "device_id", "start", "end"] as const) raw[name] = get(name) ?? undefined;
+  for (const name of ["start", "end"] as const) {
+    const v = raw[name];
+    if (v !== undefined) raw[name] = v.replace(UNENCODED_PLUS, "$1+$2");
+  }
+  const fail = (errors: FieldError[]) =>
+    ({
+      ok: false,
+      status: 400,
+      title: VALIDATION_TITLE,
+      detail: `Invalid query parameters: ${[...new Set(errors.map((e) => e.path))].join(", ")}.`,
+      errors,
+    }) as const;
+  const res = deleteSchema.safeParse(raw);
+  const errors: FieldError[] = res.success
+    ? []
+    : res.error.issues.map((issue) => ({ path: String(issue.path[0] ?? ""), message: issue.message }));
+  const hasStart = raw.start !== undefined;
+  const hasEnd = raw.end !== undefined;
+  if (hasStart !== hasEnd) {
+    const missing = hasStart ? "end" : "start";
+    errors.push({
+      path: missing,
+      message: `${missing} is required when ${
+        hasStart ? "start" : "end"
+      } is given (give both, or neither to delete all time)`,
+    });
+  }
+  if (!res.success || errors.length > 0) {
+    const start = hasStart ? parseTimestamp(raw.start!) : undefined;
+    const end = hasEnd ? parseTimestamp(raw.end!) : undefined;
+    if (start !== undefined && end !== undefined && start >= end) errors.push(rangeError());
+    return fail(errors);
+  }
+  const value: DeleteParams = { userId: res.data.user_id };
+  if (res.data.device_id !== undefined) value.deviceId = res.data.device_id;
+  if (hasStart) {
+    const subStart = subMillisecondDigits(raw.start!);
+    const subEnd = subMillisecondDigits(raw.end!);
+    if (compareExact(res.data.start!, subStart, res.data.end!, subEnd) >= 0) return fail([rangeError()]);
+    value.start = res.data.start! + (subStart === "" ? 0 : 1);
+    value.end = res.data.end! + (subEnd === "" ? 0 : 1);
+  }
+  return { ok: true, value };
+}

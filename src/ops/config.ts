@@ -50,6 +50,10 @@ export interface Config {
   adminToken: Secret | undefined;
   /** A file the audit lines are appended to; undefined: the audit lines go to the normal log. */
   auditLog: string | undefined;
+  /** How long readings are kept (ms before now); undefined: forever. */
+  retentionMs: number | undefined;
+  /** A DELETE's readings are purged from every file within this many ms. */
+  erasureDeadlineMs: number;
 }
 
 /** Shortest admin token accepted. */
@@ -115,6 +119,35 @@ const intIn = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
+const DURATION_UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as `30d`, `12h`, `90m`, `45s` into milliseconds; undefined when malformed.
+ *
+ * @example
+ * ```ts
+ * parseDuration("30d"); // 2592000000
+ * parseDuration("30"); // undefined
+ * ```
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d{1,9})([smhd])$/.exec(text.trim());
+  if (!m || Number(m[1]) === 0) return undefined;
+  return Number(m[1]) * DURATION_UNIT_MS[m[2]];
+}
+
+const duration = z.string().transform((raw, ctx) => {
+  const ms = parseDuration(raw);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `bad duration "${raw}": expected a positive number with s, m, h or d (e.g. 30d)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 const priorityList = z.string().transform((raw, ctx) => {
   const map = new Map<string, number>();
   for (const part of raw.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
@@ -157,6 +190,16 @@ const schema = z.object({
   PULSE_ADMIN_TOKEN: z.string().optional(),
   PULSE_ADMIN_TOKEN_FILE: z.string().optional(),
   PULSE_AUDIT_LOG: z.string().optional(),
+  PULSE_RETENTION: z.string().transform((raw, ctx) => {
+    if (raw.trim() === "unlimited") return undefined;
+    const ms = parseDuration(raw);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `bad retention "${raw}": expected e.g. 30d or 365d, or unlimited` });
+      return z.NEVER;
+    }
+    return ms;
+  }).optional(),
+  PULSE_ERASURE_DEADLINE: duration.default(86_400_000),
 });
 
 /**
@@ -216,6 +259,8 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
     recovery: e.PULSE_RECOVERY,
     crashPoint: e.PULSE_CRASH_POINT,
     queryConcurrency: e.PULSE_QUERY_CONCURRENCY,
+    retentionMs: e.PULSE_RETENTION,
+    erasureDeadlineMs: e.PULSE_ERASURE_DEADLINE,
     ...access,
   };
 }

@@ -197,6 +197,21 @@ export class Metrics {
     help: "Result cache misses.",
     registers: [this.registry],
   });
+  readonly erasuresPending = new Gauge({
+    name: "pulsedb_erasures_pending",
+    help: "DELETEs accepted whose readings are not yet purged from every file (masked in answers meanwhile).",
+    registers: [this.registry],
+  });
+  readonly erasureOldestAge = new Gauge({
+    name: "pulsedb_erasure_oldest_pending_age_seconds",
+    help: "Age of the oldest pending erasure (0 when none); must stay below PULSE_ERASURE_DEADLINE.",
+    registers: [this.registry],
+  });
+  readonly erasuresPurged = new Counter({
+    name: "pulsedb_erasures_purged_total",
+    help: "Erasures whose readings were purged from every file (tombstone retired).",
+    registers: [this.registry],
+  });
   readonly backpressure = new Counter({
     name: "pulsedb_backpressure_rejections_total",
     help: "Writes answered 503 because memtables were at their budget.",

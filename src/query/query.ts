@@ -26,6 +26,8 @@ import type { DevicePriority } from "../ops/config.ts";
 import { ID_PATTERN } from "../reading.ts";
 import { fromHundredths, hundredthsSql } from "./round.ts";
 import { checked } from "../storage/run-sql.ts";
+import type { Tombstone } from "../storage/tombstones.ts";
+import { keepRowSql } from "./tombstone-mask.ts";
 
 /** What a query asks. Bounds are ms since epoch, half-open `[start, end)`. */
 export interface QuerySpec {
@@ -69,6 +71,8 @@ export interface QuerySources {
    * the raw rows are then aggregated without de-duplication.
    */
   disjoint?: boolean;
+  /** Live tombstones of the query's user: rows they match are masked (tombstone-mask.ts). */
+  tombstones?: readonly Tombstone[];
 }
 
 /**
@@ -197,6 +201,7 @@ function windowsSql(col: string, windows: readonly Window[], lit = (ms: number) 
  *
  * @param ranked the configured devices in priority order (see rankDevices).
  * @param order every device the sources may hold, in answer priority, or undefined.
+ * @param keep a predicate over `device_id, ts, seq` rows must meet (tombstone masking), or undefined.
  * @example
  * ```ts
  * const spec = { userId: "user_123", start: Date.UTC(2024, 0, 15), end: Date.UTC(2024, 0, 16), bucketMs: 60_000 };
@@ -210,6 +215,7 @@ export function buildQuerySql(
   shape: PlanShape,
   dedup: boolean,
   order?: readonly string[],
+  keep?: string,
 ): string {
   if (spec.deviceId !== undefined) order = [spec.deviceId];
   const ids = [spec.userId, ...(spec.deviceId === undefined ? [] : [spec.deviceId]), ...ranked, ...(order ?? [])];
@@ -259,7 +265,12 @@ export function buildQuerySql(
   const ctes: string[] = [];
   const partials: string[] = [];
   if (parts.length > 0) {
-    ctes.push(`src AS (${parts.join(" UNION ALL ")})`, `s AS (SELECT ${keyOf} AS k, ts, heart_rate, seq FROM src)`);
+    ctes.push(
+      keep === undefined
+        ? `src AS (${parts.join(" UNION ALL ")})`
+        : `src AS (SELECT * FROM (${parts.join(" UNION ALL ")}) WHERE ${keep})`,
+      `s AS (SELECT ${keyOf} AS k, ts, heart_rate, seq FROM src)`,
+    );
     ctes.push(
       dedup
         ? `d AS (SELECT k, ts, heart_rate FROM (SELECT DISTINCT k, ts, heart_rate, seq FROM (SELECT k, ts, heart_rate, seq, MAX(seq) OVER (PARTITION BY k, ts) AS mx FROM s) WHERE seq = mx))`
@@ -382,6 +393,7 @@ export async function runQuery(
       sources.memtableDevices ?? [],
     ])
     : undefined;
+  const keep = keepRowSql(sources.tombstones ?? [], spec);
   const run = async (perFile: boolean) => {
     const rollupTabs = rollupTables(rollups, perFile);
     rollupTabs.forEach((u, i) => (tables[`u${i}`] = u.lf));
@@ -391,7 +403,7 @@ export async function runQuery(
       memWindows,
       rollups: rollupTabs.map(({ window, files }) => ({ window, files })),
     };
-    const sql = buildQuerySql(spec, ranked, shape, dedup, order);
+    const sql = buildQuerySql(spec, ranked, shape, dedup, order, keep);
     return await checked(pl.SQLContext(tables).execute(sql)).collect();
   };
   let df: pl.DataFrame;

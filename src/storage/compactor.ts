@@ -24,6 +24,7 @@ import type { Metrics } from "../ops/metrics.ts";
 import { checked, runRowsSql } from "./run-sql.ts";
 import { type RunMeta, writeRun } from "./run.ts";
 import * as path from "node:path";
+import type { CrashPoint } from "./crash-point.ts";
 
 /**
  * What the compactor needs from the database it compacts (the engine provides it): the live runs,
@@ -40,6 +41,46 @@ export interface CompactionHost {
   replaceRuns(inputs: RunMeta[], outputs: RunMeta[]): Promise<void>;
   /** Checks the inputs' checksums before they are read (a damaged input must not be merged). */
   verifyRuns?(runs: readonly RunMeta[]): Promise<void>;
+  /** Runs `fn` while no other run-rewriting job (purge, retention drop) runs; default: at once. */
+  exclusive?<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * The shared run-rewriting path (compaction and purge): merges `inputs` (runs of one day) into one
+ * new run of `outputLevel`, de-duplicated, leaving out the rows `dropSql` is true for (a predicate
+ * over `user_id, device_id, timestamp, heart_rate, seq`). Writes and fsyncs the file; publishes
+ * nothing (the caller swaps the manifest).
+ *
+ * @example
+ * ```ts
+ * declare const host: CompactionHost; // the engine
+ * const inputs = host.liveRuns().filter((r) => r.day === "2024-01-15");
+ * const out = await rewriteRuns(host, "2024-01-15", inputs, 2);
+ * await host.replaceRuns(inputs, [out]);
+ * ```
+ */
+export async function rewriteRuns(
+  host: Pick<CompactionHost, "config" | "reserveRunId">,
+  day: string,
+  inputs: readonly RunMeta[],
+  outputLevel: number,
+  dropSql?: string,
+  points: { afterSink: CrashPoint; afterRename: CrashPoint } = {
+    afterSink: "compaction-after-sink",
+    afterRename: "compaction-after-rename",
+  },
+): Promise<RunMeta> {
+  const dataDir = host.config.dataDir;
+  const tables: Record<string, pl.LazyDataFrame> = {};
+  inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
+  const where = dropSql === undefined ? "" : ` WHERE NOT ${dropSql}`;
+  const union = inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}${where}`).join(
+    " UNION ALL ",
+  );
+  // One input is already de-duplicated and sorted, and a filter keeps both: stream it through.
+  const sql = inputs.length === 1 ? union : runRowsSql(union);
+  const lf = checked(pl.SQLContext(tables).execute(sql));
+  return await writeRun(dataDir, lf, { id: host.reserveRunId(), day, level: outputLevel }, points);
 }
 
 /** One planned merge. */
@@ -199,26 +240,23 @@ export class Compactor {
     }
   }
 
-  /** Merges one job's inputs into one run and publishes it. */
-  private async compact(job: CompactionJob): Promise<void> {
+  /**
+   * Merges one job's inputs into one run and publishes it, excluding other run rewrites (purge,
+   * retention); skipped when an input was replaced while the job waited.
+   */
+  private compact(job: CompactionJob): Promise<void> {
+    const host = this.engine;
+    const run = async () => {
+      const live = new Set(host.liveRuns().map((r) => r.id));
+      if (job.inputs.every((r) => live.has(r.id))) await this.merge(job);
+    };
+    return host.exclusive ? host.exclusive(run) : run();
+  }
+
+  private async merge(job: CompactionJob): Promise<void> {
     const started = performance.now();
-    const dataDir = this.engine.config.dataDir;
     await this.engine.verifyRuns?.(job.inputs);
-    const tables: Record<string, pl.LazyDataFrame> = {};
-    job.inputs.forEach((r, i) => (tables[`r${i}`] = pl.scanParquet(path.join(dataDir, r.file))));
-    const union = job.inputs.map((_, i) => `SELECT user_id, device_id, timestamp, heart_rate, seq FROM r${i}`).join(
-      " UNION ALL ",
-    );
-    const lf = checked(pl.SQLContext(tables).execute(runRowsSql(union)));
-    const output = await writeRun(
-      dataDir,
-      lf,
-      { id: this.engine.reserveRunId(), day: job.day, level: job.outputLevel },
-      {
-        afterSink: "compaction-after-sink",
-        afterRename: "compaction-after-rename",
-      },
-    );
+    const output = await rewriteRuns(this.engine, job.day, job.inputs, job.outputLevel);
     await this.engine.replaceRuns(job.inputs, [output]);
     const seconds = (performance.now() - started) / 1000;
     const m = this.engine.metrics;

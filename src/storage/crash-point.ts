@@ -17,6 +17,8 @@ export const CRASH_POINTS = [
   "compaction-after-sink",
   "compaction-after-rename",
   "compaction-after-manifest",
+  "purge-after-manifest",
+  "purge-before-retire",
 ] as const;
 
 /** A crash point's name. */

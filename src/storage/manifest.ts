@@ -14,10 +14,14 @@ import { crashPoint } from "./crash-point.ts";
 import { crc32c } from "./crc32c.ts";
 import { writeFileAtomic } from "./fsutil.ts";
 import type { RunMeta } from "./run.ts";
+import type { Tombstone } from "./tombstones.ts";
 
 /** The manifest's content. */
 export interface ManifestData {
-  /** Body version: 2 since heart rates are stored as int64 micro-bpm (format 1 runs held float64). */
+  /**
+   * Body version: 2 since heart rates are stored as int64 micro-bpm (format 1 runs held float64)
+   * and pending erasures may be listed in `tombstones` (a format-1 pulsedb refuses it).
+   */
   format: 2;
   /** The next run id to hand out. */
   nextRunId: number;
@@ -26,6 +30,21 @@ export interface ManifestData {
   /** WAL segments numbered <= walSegment are covered by runs and may be deleted. */
   walSegment: number;
   runs: RunMeta[];
+  /** Format 2: erasures accepted and not yet purged (tombstones.ts); absent when there are none. */
+  tombstones?: Tombstone[];
+}
+
+/**
+ * The manifest with `tombstones` as its pending erasures (the field is left out when there are none).
+ *
+ * @example
+ * ```ts
+ * withTombstones(EMPTY_MANIFEST, []).tombstones; // undefined
+ * ```
+ */
+export function withTombstones(data: ManifestData, tombstones: readonly Tombstone[]): ManifestData {
+  const { tombstones: _old, ...rest } = data;
+  return tombstones.length === 0 ? { ...rest, format: 2 } : { ...rest, format: 2, tombstones: tombstones.slice() };
 }
 
 /** The manifest of an empty database. */
@@ -105,6 +124,9 @@ export function decodeManifest(bytes: Uint8Array, file: string): ManifestData {
   }
   if ((data.format as number) === 1) throw new ManifestFormatError(file, 1);
   if (data.format !== 2 || !Array.isArray(data.runs)) throw new ManifestCorruptError(file, "unknown format");
+  if (data.tombstones !== undefined && !Array.isArray(data.tombstones)) {
+    throw new ManifestCorruptError(file, "tombstones is not a list");
+  }
   return data;
 }
 

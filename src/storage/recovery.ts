@@ -17,7 +17,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../ops/logger.ts";
-import { MANIFEST_FILE, type ManifestData, writeManifest } from "./manifest.ts";
+import { MANIFEST_FILE, type ManifestData, withTombstones, writeManifest } from "./manifest.ts";
+import type { Tombstone } from "./tombstones.ts";
+import { ID_PATTERN } from "../reading.ts";
 import pl from "nodejs-polars";
 import { checked } from "./run-sql.ts";
 import { fileChecksum, listRunFiles, type RunMeta, runStats } from "./run.ts";
@@ -70,7 +72,13 @@ export async function rebuildManifest(dataDir: string, log: Logger): Promise<Man
     }
   }
   runs.sort((a, b) => a.id - b.id);
-  const manifest: ManifestData = { format: 2, nextRunId, flushedSeq: 0, walSegment: 0, runs };
+  // Pending erasures the old manifest still names are carried over when its body can be parsed
+  // (the WAL, replayed whole after a rebuild, brings back those it still holds).
+  const pending = await knownTombstones(dataDir);
+  const manifest: ManifestData = withTombstones({ format: 2, nextRunId, flushedSeq: 0, walSegment: 0, runs }, pending);
+  if (pending.length > 0) {
+    log.warn("recovery: pending erasures carried over from the old manifest", { n: pending.length });
+  }
   const old = path.join(dataDir, MANIFEST_FILE);
   if (fs.existsSync(old)) await fs.promises.rename(old, path.join(dataDir, `${MANIFEST_FILE}.corrupt-${Date.now()}`));
   await writeManifest(dataDir, manifest);
@@ -86,6 +94,20 @@ async function readWholeRun(full: string): Promise<void> {
   const df = await checked(lf).collect();
   const hr = String(df.getColumn("c").dtype);
   if (!/int64/i.test(hr)) throw new Error(`heart_rate is ${hr}, not int64 micro-bpm (a run of an earlier format)`);
+}
+
+/** Tombstones (pending erasures) the old manifest names, when its body can still be parsed. */
+async function knownTombstones(dataDir: string): Promise<Tombstone[]> {
+  try {
+    const text = await fs.promises.readFile(path.join(dataDir, MANIFEST_FILE), "utf8");
+    const body = JSON.parse(text.slice(text.indexOf("\n") + 1)) as ManifestData;
+    return (body.tombstones ?? []).filter((t) =>
+      Number.isSafeInteger(t.seq) && typeof t.userId === "string" && ID_PATTERN.test(t.userId) &&
+      Number.isSafeInteger(t.segment)
+    );
+  } catch {
+    return [];
+  }
 }
 
 /** Checksums recorded by the old manifest, when its body can still be parsed (checksum ignored). */

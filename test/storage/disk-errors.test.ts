@@ -168,3 +168,33 @@ describe("A WAL that cannot even cut back a failed write", () => {
     }
   });
 });
+
+describe("A DELETE while the WAL cannot be synced", () => {
+  it("answers 503, hides nothing, and takes effect once retried on a working disk", async () => {
+    const dir = tempDir();
+    const fault: { on: "write" | "sync" | undefined; code: string } = { on: undefined, code: "EIO" };
+    const { engine } = await openPulseDb(
+      testConfig({ dataDir: dir, compaction: false }),
+      silentLogger,
+      new Metrics(),
+      { walFs: faultyFs(fault) },
+    );
+    const app = createApp({ engine, config: engine.config, log: silentLogger });
+    const del = () => app.request("/metrics/heart-rate?user_id=user_1", { method: "DELETE" });
+    try {
+      await engine.write([reading({ heartRate: 61 })]);
+      fault.on = "sync";
+      const refused = await del();
+      assert.equal(refused.status, 503);
+      assert.ok(refused.headers.get("retry-after"));
+      assert.equal(engine.tombstones.size, 0);
+      assert.equal((await q(engine)).length, 1);
+      fault.on = undefined;
+      assert.equal((await del()).status, 200);
+      assert.equal((await q(engine)).length, 0);
+    } finally {
+      await engine.close();
+      removeDir(dir);
+    }
+  });
+});

@@ -16,6 +16,8 @@
  *    all-or-nothing and a later duplicate in a batch wins). "absent" is a member of the set until a
  *    write of that identity is acknowledged.
  *  - A request refused at connect (ECONNREFUSED) never reached the server: the model is unchanged.
+ *  - A DELETE (sent now and then by a writer loop, of one slot it owns, one device or all): answered
+ *    200, the set becomes {absent}; outcome unknown, "absent" joins the set.
  * Every bucket answered must hold a value from its identity's set; a bucket whose set excludes
  * "absent" (an acknowledged reading) must be answered; no bucket may appear for an identity never
  * sent; and the query without device_id must pick, per bucket, device_a > device_b > device_z.
@@ -138,6 +140,8 @@ export interface CrashTestResult {
   rounds: RoundReport[];
   /** Acknowledged readings (elements of 200-answered POSTs). */
   ackedReadings: number;
+  /** DELETEs answered 200. */
+  ackedDeletes: number;
   /** Sum over verifications of acknowledged identities checked. */
   checkedReadings: number;
   /** Distinct acknowledged readings found missing or with a wrong value (in any check). */
@@ -208,6 +212,23 @@ export class Model {
     for (const r of readings) this.stream(r.user, r.device).set(r.slot, [r.hr]);
     this.ackedReadings += readings.length;
   }
+
+  /** A DELETE answered 200: every identity it covers is absent (until written again). */
+  deleted(ids: ReadonlyArray<{ user: string; device: string; slot: number }>): void {
+    for (const id of ids) this.stream(id.user, id.device).set(id.slot, [null]);
+    this.ackedDeletes++;
+  }
+
+  /** A DELETE with unknown outcome: each identity it covers may also be absent. */
+  maybeDeleted(ids: ReadonlyArray<{ user: string; device: string; slot: number }>): void {
+    for (const id of ids) {
+      const s = this.stream(id.user, id.device);
+      const prev = s.get(id.slot) ?? [null];
+      s.set(id.slot, prev.includes(null) ? prev : [...prev, null]);
+    }
+  }
+
+  ackedDeletes = 0;
 
   /** Unknown outcome: the whole batch may or may not be stored; if stored, its last duplicate won. */
   unknown(readings: readonly GenReading[]): void {
@@ -284,6 +305,8 @@ export function childEnv(dataDir: string, memtableRows: number, crashPoint: stri
     PULSE_FLUSH_INTERVAL_MS: "200",
     PULSE_COMPACTION_TRIGGER: "2",
     PULSE_COMPACTION_SETTLE_MS: "300",
+    // Purges (of the DELETEs writers send) start 2 s after a DELETE: they run, and crash, in rounds.
+    PULSE_ERASURE_DEADLINE: "8s",
   };
   if (crashPoint) env.PULSE_CRASH_POINT = crashPoint;
   return env;
@@ -534,8 +557,48 @@ interface RoundCtx {
   note: (line: string) => void;
 }
 
+/**
+ * Sometimes a writer erases instead of writing: one slot it owns (so no other loop writes those
+ * identities meanwhile) for one user, one device or all of them, as a range [slot, slot + 10 s).
+ * Returns false when the loop must stop (as after a failed POST).
+ */
+async function deleteOne(ctx: RoundCtx, w: WriterState, rng: Rng, model: Model, rec: Recorder): Promise<boolean> {
+  const id = rng.pick(w.history);
+  const devices = rng.chance(0.5) ? [id.device] : [...DEVICES];
+  const ids = devices.map((device) => ({ user: id.user, device, slot: id.slot }));
+  const start = SPAN_START + id.slot * SLOT_MS;
+  const params = new URLSearchParams({
+    user_id: id.user,
+    start: new Date(start).toISOString(),
+    end: new Date(start + SLOT_MS).toISOString(),
+  });
+  if (devices.length === 1) params.set("device_id", devices[0]);
+  try {
+    const res = await fetch(`${ctx.child.base}/metrics/heart-rate?${params}`, {
+      method: "DELETE",
+      signal: AbortSignal.timeout(WRITE_TIMEOUT_MS),
+    });
+    const text = await res.text().catch(() => "");
+    if (res.status === 200) model.deleted(ids);
+    else {
+      model.maybeDeleted(ids);
+      if (res.status !== 503) rec.add(ctx.round, "http", `DELETE answered ${res.status}: ${text.slice(0, 300)}`);
+    }
+    return true;
+  } catch (err) {
+    if (isRefused(err)) return false;
+    model.maybeDeleted(ids);
+    if (isTimeout(err)) rec.add(ctx.round, "timeout", `DELETE got no answer in ${WRITE_TIMEOUT_MS} ms`);
+    return false;
+  }
+}
+
 async function writerLoop(ctx: RoundCtx, w: WriterState, rng: Rng, model: Model, rec: Recorder): Promise<void> {
   while (!ctx.stop && ctx.child.alive()) {
+    if (w.history.length > 0 && rng.chance(0.05)) {
+      if (!(await deleteOne(ctx, w, rng, model, rec))) return;
+      continue;
+    }
     const single = rng.chance(0.35);
     const n = single ? 1 : rng.chance(0.3) ? rng.int(1, 10) : rng.int(1, 200);
     const readings = genReadings(w, rng, model, n);
@@ -1011,6 +1074,7 @@ export async function runCrashTest(opts: CrashTestOptions = {}): Promise<CrashTe
     dataDirKept: keep,
     rounds: reports,
     ackedReadings: model.ackedReadings,
+    ackedDeletes: model.ackedDeletes,
     checkedReadings: checkedTotal,
     lost: rec.lostKeys.size,
     violations: rec.violations,

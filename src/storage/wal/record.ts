@@ -1,6 +1,7 @@
 /**
  * The WAL's byte format: segment names, the segment header, and the record framing
- * (`u32 LE length | u32 LE crc32c | payload`). Pure functions over bytes; no I/O.
+ * (`u32 LE length | u32 LE crc32c | payload`); payload type 1 holds readings, type 2 a tombstone
+ * (a DELETE). Pure functions over bytes; no I/O.
  * docs/format/wal.md describes every byte.
  *
  * @module
@@ -40,6 +41,11 @@ export const RECORD_HEADER = 8; // u32 length + u32 crc
 const PAYLOAD_HEADER = 13; // u8 type + f64 firstSeq + u32 count
 const MIN_READING_BYTES = 18; // two length bytes + ts + heartRate (ids themselves may be empty)
 const TYPE_READINGS = 1;
+/** A tombstone (DELETE): `u8 2 | f64 seq | f64 requestedAt | u8 flags | id user | id device | f64 start | f64 end`. */
+const TYPE_TOMBSTONE = 2;
+const TOMBSTONE_FIXED = 1 + 8 + 8 + 1 + 1 + 1 + 8 + 8; // with both ids empty
+const FLAG_DEVICE = 1;
+const FLAG_RANGE = 2;
 const SEGMENT_RE = /^wal-(\d{8,})\.log$/;
 /** A segment file whose creation never finished. */
 export const TEMP_RE = /^wal-\d{8,}\.log\.tmp$/;
@@ -147,6 +153,51 @@ export function encodeRecord(firstSeq: number, readings: readonly Reading[]): Ui
   return buf;
 }
 
+/**
+ * A deletion as the WAL stores it: every reading of `userId` (of `deviceId` only, when given; with
+ * `start <= ts < end` only, when given) accepted before sequence `seq` is deleted.
+ * `requestedAt` is the wall-clock time (ms) the deletion was accepted.
+ */
+export interface WalTombstone {
+  seq: number;
+  requestedAt: number;
+  userId: string;
+  deviceId?: string;
+  start?: number;
+  end?: number;
+}
+
+/**
+ * Encode one tombstone record (type 2) with its framing.
+ *
+ * Pre: `seq` a safe integer >= 0; ids at most 255 UTF-8 bytes; `start`/`end` both given or neither.
+ *
+ * @example
+ * ```ts
+ * const rec = encodeTombstoneRecord({ seq: 9, requestedAt: Date.now(), userId: "u1" });
+ * // rec.length === 8 + 28 + 2
+ * ```
+ */
+export function encodeTombstoneRecord(t: WalTombstone): Uint8Array {
+  if (!Number.isSafeInteger(t.seq) || t.seq < 0) throw new RangeError(`wal: bad tombstone sequence ${t.seq}`);
+  if ((t.start === undefined) !== (t.end === undefined)) throw new RangeError("wal: tombstone needs start and end");
+  const device = t.deviceId ?? "";
+  const size = RECORD_HEADER + TOMBSTONE_FIXED + idByteLength(t.userId) + idByteLength(device);
+  const buf = new Uint8Array(size);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, size - RECORD_HEADER, true);
+  buf[8] = TYPE_TOMBSTONE;
+  dv.setFloat64(9, t.seq, true);
+  dv.setFloat64(17, t.requestedAt, true);
+  buf[25] = (t.deviceId !== undefined ? FLAG_DEVICE : 0) | (t.start !== undefined ? FLAG_RANGE : 0);
+  let p = putId(buf, 26, t.userId);
+  p = putId(buf, p, device);
+  dv.setFloat64(p, t.start ?? 0, true);
+  dv.setFloat64(p + 8, t.end ?? 0, true);
+  dv.setUint32(4, crc32c(buf, RECORD_HEADER, size), true);
+  return buf;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
@@ -165,7 +216,35 @@ function readId(b: Uint8Array, p: number, len: number, prev: string): string {
 
 interface Decoded {
   firstSeq: number;
+  /** Empty for a tombstone record. */
   readings: Reading[];
+  /** Set for a tombstone record (type 2); `firstSeq` is then its sequence. */
+  tombstone?: WalTombstone;
+}
+
+/** Decode a tombstone payload `b[start, end)` (type byte at `start`). */
+function decodeTombstone(b: Uint8Array, dv: DataView, start: number, end: number): Decoded | string {
+  if (end - start < TOMBSTONE_FIXED) return "tombstone payload too short";
+  const seq = dv.getFloat64(start + 1, true);
+  if (!Number.isSafeInteger(seq) || seq < 0) return `bad tombstone seq ${seq}`;
+  const requestedAt = dv.getFloat64(start + 9, true);
+  const flags = b[start + 17];
+  let p = start + 18;
+  const ul = b[p++];
+  if (p + ul + 1 > end) return "tombstone user id runs past the payload";
+  const userId = readId(b, p, ul, "");
+  p += ul;
+  const dl = b[p++];
+  if (p + dl + 16 !== end) return "tombstone payload length mismatch";
+  const deviceId = readId(b, p, dl, "");
+  p += dl;
+  const t: WalTombstone = { seq, requestedAt, userId };
+  if (flags & FLAG_DEVICE) t.deviceId = deviceId;
+  if (flags & FLAG_RANGE) {
+    t.start = dv.getFloat64(p, true);
+    t.end = dv.getFloat64(p + 8, true);
+  }
+  return { firstSeq: seq, readings: [], tombstone: t };
 }
 
 /** Decode the payload `b[start, end)`; a string result is the reason it is not valid. */
@@ -176,6 +255,7 @@ function decodePayload(
   end: number,
   ids: { u: string; d: string },
 ): Decoded | string {
+  if (b[start] === TYPE_TOMBSTONE) return decodeTombstone(b, dv, start, end);
   if (b[start] !== TYPE_READINGS) return `unknown record type ${b[start]}`;
   const firstSeq = dv.getFloat64(start + 1, true);
   const count = dv.getUint32(start + 9, true);
@@ -225,7 +305,8 @@ function intactRecordAfter(b: Uint8Array, dv: DataView, from: number): boolean {
     const len = dv.getUint32(p, true);
     // Cheap filters first: plausible length inside the file and the right type byte.
     if (len < PAYLOAD_HEADER || len > MAX_PAYLOAD_BYTES || p + RECORD_HEADER + len > b.length) continue;
-    if (b[p + RECORD_HEADER] !== TYPE_READINGS) continue;
+    const type = b[p + RECORD_HEADER];
+    if (type !== TYPE_READINGS && type !== TYPE_TOMBSTONE) continue;
     if (typeof readRecord(b, dv, p, ids) !== "string") return true;
   }
   return false;
@@ -248,7 +329,11 @@ export function parseSegment(b: Uint8Array): ParsedSegment {
     if (typeof r === "string") {
       return { records, bad: { offset: off, reason: r, tail: !intactRecordAfter(b, dv, off + 1) } };
     }
-    records.push({ firstSeq: r.firstSeq, readings: r.readings, offset: off });
+    records.push(
+      r.tombstone
+        ? { firstSeq: r.firstSeq, readings: r.readings, tombstone: r.tombstone, offset: off }
+        : { firstSeq: r.firstSeq, readings: r.readings, offset: off },
+    );
     off = r.end;
   }
   return { records };

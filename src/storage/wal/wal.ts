@@ -19,6 +19,7 @@ import { dirname, join } from "node:path";
 import type { Reading } from "../../reading.ts";
 import {
   encodeRecord,
+  encodeTombstoneRecord,
   hasMagic,
   HEADER_BYTES,
   MAGIC,
@@ -26,11 +27,19 @@ import {
   parseSegmentName,
   segmentFileName,
   TEMP_RE,
+  type WalTombstone,
 } from "./record.ts";
 import { replaySegment, type SegmentCut } from "./replay.ts";
 import { errCode, nodeWalFs, syncDir, type WalFs, type WalLogger, writeFully } from "./wal-fs.ts";
 
-export { encodeRecord, MAX_PAYLOAD_BYTES, RecordTooLargeError, segmentFileName, WAL_MAGIC } from "./record.ts";
+export {
+  encodeRecord,
+  MAX_PAYLOAD_BYTES,
+  RecordTooLargeError,
+  segmentFileName,
+  WAL_MAGIC,
+  type WalTombstone,
+} from "./record.ts";
 export { nodeWalFs, type WalFs, type WalLogger } from "./wal-fs.ts";
 
 const WRITE_CHUNK = 16 * 1024 * 1024; // concatenate at most this much into one write call
@@ -88,11 +97,15 @@ export interface WalOptions {
   onSync?: (ms: number, records: number) => void;
 }
 
-/** One replayed record. Reading `i` has sequence number `firstSeq + i`. */
+/**
+ * One replayed record. Reading `i` has sequence number `firstSeq + i`. A tombstone record (a
+ * DELETE) has no readings and `tombstone` set; `firstSeq` is then the tombstone's sequence.
+ */
 export interface ReplayedBatch {
   segment: number;
   firstSeq: number;
   readings: Reading[];
+  tombstone?: WalTombstone;
 }
 
 /** What `Wal.open` found and did. */
@@ -261,8 +274,10 @@ export class Wal {
         if (r.firstSeq <= maxSeq) {
           log("warn", "wal: sequence numbers not increasing", { file, offset: r.offset, firstSeq: r.firstSeq, maxSeq });
         }
-        maxSeq = Math.max(maxSeq, r.firstSeq + r.readings.length - 1);
-        const batch = { segment: number, firstSeq: r.firstSeq, readings: r.readings };
+        maxSeq = Math.max(maxSeq, r.firstSeq + Math.max(r.readings.length, 1) - 1);
+        const batch: ReplayedBatch = r.tombstone
+          ? { segment: number, firstSeq: r.firstSeq, readings: r.readings, tombstone: r.tombstone }
+          : { segment: number, firstSeq: r.firstSeq, readings: r.readings };
         if (opts.onBatch) await opts.onBatch(batch);
         else batches.push(batch);
       }
@@ -310,11 +325,44 @@ export class Wal {
     }
     const bytes = encodeRecord(firstSeq, readings);
     this.lastSeq = firstSeq + readings.length - 1;
+    return this.enqueue(bytes);
+  }
+
+  /**
+   * Queue a tombstone record (a DELETE) for the current segment; it shares the group commit with
+   * reading appends and settles the same way.
+   *
+   * Pre: the log is open; `t.seq` > every sequence number appended or replayed before.
+   * Post: `synced` resolves once the record is durable (see `append`), with the number of the
+   * segment that holds it (the one current at the call, or a later one after a write error).
+   *
+   * @example
+   * ```ts
+   * const { wal, maxSeq } = await Wal.open({ dir: "data/wal" });
+   * const segment = await wal.appendTombstone({ seq: maxSeq + 1, requestedAt: Date.now(), userId: "u1" });
+   * ```
+   */
+  appendTombstone(t: WalTombstone): Promise<number> {
+    if (this.closed) throw new Error("wal: append after close");
+    if (!(t.seq > this.lastSeq)) {
+      throw new RangeError(`wal: sequence number ${t.seq} not above the last one (${this.lastSeq})`);
+    }
+    const bytes = encodeTombstoneRecord(t);
+    this.lastSeq = t.seq;
+    let entry: PendingAppend | undefined;
+    const synced = this.enqueue(bytes, (e) => (entry = e));
+    return synced.then(() => entry!.seg.number);
+  }
+
+  /** Queue an encoded record for the current segment (group commit). */
+  private enqueue(bytes: Uint8Array, onQueued?: (entry: PendingAppend) => void): Promise<void> {
     const seg = this.current;
     seg.queued++;
     this.enqueued++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ seg, bytes, resolve, reject });
+      const entry = { seg, bytes, resolve, reject };
+      this.pending.push(entry);
+      onQueued?.(entry);
       this.kick();
     });
   }
