@@ -19,6 +19,7 @@
  *
  * @module
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 
@@ -34,7 +35,8 @@ const CHECKOUT_READ = ["node_modules", "src", "package.json", "deno.json"];
 
 /**
  * The `deno run` permission flags for an environment: the checkout is `root`; relative paths in
- * variables are resolved against `cwd` (where the server runs).
+ * variables are resolved against `cwd` (where the server runs); `realpath` adds the targets of
+ * symlinked checkout paths.
  *
  * @throws Error naming the variable when a path cannot be expressed as a permission (a comma).
  * @example
@@ -47,8 +49,11 @@ export function denoPermissionFlags(
   env: Record<string, string | undefined>,
   root: string,
   cwd: string = root,
+  realpath: (p: string) => string = (p) => p,
 ): string[] {
-  const read = CHECKOUT_READ.map((p) => path.join(root, p));
+  // Deno checks the canonical path of what is opened: a symlinked node_modules needs its target too.
+  const withReal = (p: string) => (realpath(p) === p ? [p] : [p, realpath(p)]);
+  const read = CHECKOUT_READ.flatMap((p) => withReal(path.join(root, p)));
   const write: string[] = [];
   for (const v of PATH_VARIABLES) {
     const value = env[v.name] || v.fallback;
@@ -63,7 +68,7 @@ export function denoPermissionFlags(
   return [
     "--allow-env",
     "--allow-net",
-    `--allow-ffi=${path.join(root, "node_modules")}`,
+    `--allow-ffi=${withReal(path.join(root, "node_modules")).join(",")}`,
     "--allow-sys=cpus,networkInterfaces,hostname,osRelease",
     `--allow-read=${read.join(",")}`,
     `--allow-write=${write.join(",")}`,
@@ -89,14 +94,23 @@ if ((import.meta as { main?: boolean }).main) {
   const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
   let flags: string[] = [];
   try {
-    flags = denoPermissionFlags(process.env, root, process.cwd());
+    flags = denoPermissionFlags(process.env, root, process.cwd(), (p) => {
+      try {
+        return fs.realpathSync(p);
+      } catch {
+        return p;
+      }
+    });
   } catch (err) {
     process.stderr.write(`pulsedb: ${(err as Error).message}\n`);
     deno.exit(2);
   }
   // Deno.Command, not node:child_process: under Deno the latter reports the signal it sent
   // instead of the exit code of a child that handled it.
-  const child = new deno.Command(deno.execPath(), {
+  // The binary the start task allows (`--allow-run=./node_modules/deno/deno`), by that very path:
+  // Deno.execPath() is canonical, and differs from it when node_modules is reached by a symlink.
+  const local = path.join(root, "node_modules", "deno", "deno");
+  const child = new deno.Command(fs.existsSync(local) ? local : deno.execPath(), {
     args: ["run", ...flags, ...process.argv.slice(2), path.join(root, "src", "main.ts")],
     stdin: "inherit",
     stdout: "inherit",
