@@ -60,4 +60,34 @@ describe("WAL replay", () => {
       removeDir(dir);
     }
   });
+
+  it("keeps a DELETE logged between readings when the replay flushes memtables as it goes", async () => {
+    const dir = tempDir();
+    try {
+      const first = (await openTestDb(dir, { memtableRows: 100_000, flushIntervalMs: 86_400_000 })).engine;
+      const batch = (from: number, hr: number) =>
+        Array.from({ length: 1000 }, (_, i) => reading({ ts: DAY0 + (from + i) * 4000, heartRate: hr }));
+      for (let b = 0; b < 6; b++) await first.write(batch(b * 1000, 60));
+      await first.delete({ userId: "user_1" }); // erases everything above
+      for (let b = 6; b < 12; b++) await first.write(batch(b * 1000, 70));
+      const before = await q(first);
+      assert.ok(before.every((p) => p.heart_rate === 70), "the DELETE masks the first readings");
+      // Crash, then replay through memtables of 2,000 rows.
+      const { engine } = await openTestDb(dir, { memtableRows: 2000 });
+      try {
+        assert.ok(engine.stats().runs.length >= 3, "memtables were flushed during the replay");
+        assert.deepEqual(await q(engine), before);
+      } finally {
+        await engine.close();
+      }
+      const again = (await openTestDb(dir)).engine;
+      try {
+        assert.deepEqual(await q(again), before, "and after a clean restart");
+      } finally {
+        await again.close();
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
 });
