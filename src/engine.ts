@@ -678,14 +678,21 @@ export class Engine {
   /** The background pass: checks every run not yet checked, one file at a time, until close. */
   private async verifyAll(): Promise<void> {
     const started = performance.now();
-    for (const h of this.runs.all()) {
-      if (this.closing) return;
-      if (h.checked !== undefined) continue;
-      try {
-        await this.checkRuns([h]);
-      } catch {
-        return; // logged by checkRuns
+    // Held like a query's snapshot: a run that retention, a purge or compaction retires meanwhile
+    // keeps its file until the pass is done with it (a retired file is not a damaged one).
+    const snapshot = this.runs.acquire(-Infinity, Infinity);
+    try {
+      for (const h of snapshot) {
+        if (this.closing) return;
+        if (h.checked !== undefined || h.obsolete) continue;
+        try {
+          await this.checkRuns([h]);
+        } catch {
+          return; // logged by checkRuns
+        }
       }
+    } finally {
+      this.runs.release(snapshot);
     }
     this.log.info("run checksums verified", { ms: Math.round(performance.now() - started) });
   }

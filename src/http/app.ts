@@ -241,7 +241,7 @@ export function createApp(deps: AppDeps): Hono {
 
   // Right to erasure: answered once the tombstone is durable in the WAL; idempotent.
   app.delete(ROUTE, async (c) => {
-    const engine = engineNow();
+    const engine = await engineForData();
     if (engine === undefined) return unavailable(STARTING);
     const parsed = parseDeleteParams((name) => c.req.query(name));
     if (!parsed.ok) return problemResponse(problem(parsed.status, parsed.title, parsed.detail, parsed.errors));

@@ -90,11 +90,6 @@ export class RunSet {
     return out;
   }
 
-  /** Every live run, oldest id first. */
-  all(): RunHandle[] {
-    return [...this.runs.values()].sort((a, b) => a.meta.id - b.meta.id);
-  }
-
   /** The runs whose time span meets `[start, end)`, held until `release`. */
   acquire(start: number, end: number): RunHandle[] {
     const out: RunHandle[] = [];

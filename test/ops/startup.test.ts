@@ -27,7 +27,7 @@ function rd(i: number, hr = 70): Record<string, unknown> {
 }
 
 describe("start-up window", () => {
-  it("a POST and a GET that arrive while the engine opens wait for it and are served; /ready stays 503", async () => {
+  it("a POST, a GET and a DELETE that arrive while the engine opens wait for it and are served; /ready stays 503", async () => {
     const dir = tempDir();
     const config = testConfig({ dataDir: dir, compaction: false });
     const metrics = new Metrics();
@@ -45,6 +45,8 @@ describe("start-up window", () => {
         headers: { "content-type": "application/json" },
       })).then((r) => (settled.push("post"), r));
       const get = Promise.resolve(app.request(QUERY)).then((r) => (settled.push("get"), r));
+      const del = Promise.resolve(app.request(`${ROUTE}?user_id=someone_else`, { method: "DELETE" }))
+        .then((r) => (settled.push("delete"), r));
       assert.equal((await app.request("/ready")).status, 503, "not ready while opening");
       // The open is blocked: let every pending callback run, and the requests still wait.
       await new Promise((r) => setImmediate(r));
@@ -54,8 +56,10 @@ describe("start-up window", () => {
       db = await openPulseDb(config, silentLogger, metrics);
       engine = db.engine;
       opened();
-      const [p, g] = await Promise.all([post, get]);
+      const [p, g, d] = await Promise.all([post, get, del]);
       assert.equal(p.status, 200, await p.clone().text());
+      assert.equal(d.status, 200, await d.clone().text());
+      await d.body?.cancel();
       assert.ok([200, 404].includes(g.status), `GET answered ${g.status}`);
       await p.body?.cancel();
       await g.body?.cancel();

@@ -86,4 +86,29 @@ describe("run checksums", () => {
       removeDir(dir);
     }
   });
+
+  it("runs that retention drops while the background pass has not checked them yet are not taken for damaged", async () => {
+    const dir = tempDir();
+    const today = Math.floor(Date.now() / DAY) * DAY;
+    try {
+      {
+        const { engine } = await openTestDb(dir);
+        // Recent days first (low run ids, checked first), expired days last.
+        for (let d = 1; d <= 20; d++) await engine.write([reading({ ts: today - d * DAY + 3_600_000 })]);
+        await engine.flush();
+        for (let d = 100; d < 200; d++) await engine.write([reading({ ts: today - d * DAY + 3_600_000 })]);
+        await engine.flush();
+        await engine.close();
+      }
+      const { engine } = await openTestDb(dir, { retentionMs: 60 * DAY });
+      const dropped = await engine.dropExpiredDays();
+      assert.equal(dropped.length, 100);
+      await (engine as unknown as { verifying: Promise<void> }).verifying; // the background pass is done
+      assert.equal(engine.failure(), undefined);
+      await engine.write([reading({ ts: today + 1000 })]);
+      await engine.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
 });
