@@ -497,7 +497,7 @@ export class Engine {
       const planned = runs.map((h) => ({
         meta: h.meta,
         path: h.path,
-        rollupPath: h.meta.rollup ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
+        rollupPath: h.meta.rollup && h.rollupOk ? path.join(this.config.dataDir, h.meta.rollup.file) : undefined,
       }));
       // Tombstones cannot mask pre-aggregated rollups: the days they touch are read raw, like the
       // days a memtable holds (the mask applies to raw rows in the plan).

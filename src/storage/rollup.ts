@@ -23,6 +23,7 @@ import * as path from "node:path";
 import pl from "nodejs-polars";
 import { ensureDir, fsyncDir } from "./fsutil.ts";
 import { checked } from "./run-sql.ts";
+import { crc32c } from "./crc32c.ts";
 
 /** The rollup's minute, in ms. */
 export const MINUTE_MS = 60_000;
@@ -32,6 +33,8 @@ export interface RollupMeta {
   /** Path relative to the data directory. */
   file: string;
   bytes: number;
+  /** CRC-32C of the whole file, checked with its run's checksum (on first read or in the background). */
+  crc32c?: number;
 }
 
 /**
@@ -81,7 +84,27 @@ export async function writeRollup(dataDir: string, runFile: string): Promise<Rol
     throw err;
   }
   await fsyncDir(dir);
-  return { file, bytes: (await fs.promises.stat(full)).size };
+  const bytes = await fs.promises.readFile(full);
+  return { file, bytes: bytes.length, crc32c: crc32c(bytes) };
+}
+
+/**
+ * Whether a rollup file holds exactly what was written: its size and, when recorded, its CRC-32C
+ * (a rollup is derived data: a damaged one is dropped and its run's day is read raw).
+ *
+ * @example
+ * ```ts
+ * const rollup = { file: "rollups/day=2024-01-15/L0-00000007.parquet", bytes: 30_211, crc32c: 0x1234abcd };
+ * const usable = await rollupChecksumOk("./data", rollup);
+ * ```
+ */
+export async function rollupChecksumOk(dataDir: string, rollup: RollupMeta): Promise<boolean> {
+  try {
+    const bytes = await fs.promises.readFile(path.join(dataDir, rollup.file));
+    return bytes.length === rollup.bytes && (rollup.crc32c === undefined || crc32c(bytes) === rollup.crc32c);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../ops/logger.ts";
 import { type RunMeta, verifyRun } from "./run.ts";
+import { rollupChecksumOk } from "./rollup.ts";
 
 /** A run of the set, with the snapshots currently reading it. */
 export interface RunHandle {
@@ -28,6 +29,8 @@ export interface RunHandle {
    * (settled for good). Runs written by this process start checked.
    */
   checked: Promise<void> | undefined;
+  /** False once the run's rollup failed its checksum: the run's day is then read raw. */
+  rollupOk: boolean;
 }
 
 /**
@@ -62,6 +65,7 @@ export class RunSet {
         readers: 0,
         obsolete: false,
         checked: checked ? Promise.resolve() : undefined,
+        rollupOk: true,
       });
     }
   }
@@ -73,11 +77,21 @@ export class RunSet {
   async verify(handles: readonly RunHandle[]): Promise<void> {
     for (const h of handles) {
       if (h.checked === undefined) {
-        h.checked = verifyRun(this.dataDir, h.meta);
+        h.checked = this.check(h);
         h.checked.catch(() => {});
       }
     }
     for (const h of handles) await h.checked;
+  }
+
+  /** The run's checksum (throws RunCorruptError), then its rollup's (a bad one is only dropped). */
+  private async check(h: RunHandle): Promise<void> {
+    await verifyRun(this.dataDir, h.meta);
+    const rollup = h.meta.rollup;
+    if (rollup !== undefined && !(await rollupChecksumOk(this.dataDir, rollup))) {
+      h.rollupOk = false;
+      this.log.warn("run rollup damaged; the run is read row by row", { file: rollup.file });
+    }
   }
 
   /** The live runs with these ids (for checks before a compaction reads them). */
