@@ -120,6 +120,8 @@ export class Purger {
       for (const run of host.liveRuns()) {
         const relevant = pending.filter((t) => mayHold(run, t));
         if (relevant.length === 0) continue;
+        // A damaged run is never rewritten (that would give it a fresh checksum): refused like compaction.
+        await host.verifyRuns?.([run]);
         // The IN conjunct lets Parquet statistics prune row groups (runs are sorted by user).
         const users = [...new Set(relevant.map((t) => `'${t.userId}'`))].join(", ");
         const runDrop = `(user_id IN (${users}) AND ${deletedRowSql(relevant, RUN_COLUMNS)})`;
