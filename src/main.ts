@@ -143,12 +143,13 @@ async function shutdown(signal: string): Promise<void> {
 }
 
 /**
- * Under `npm start`, npm is our parent. If npm is killed outright (SIGKILL cannot be forwarded),
- * we would live on as an orphan holding the port and the data directory; instead, notice that the
- * parent changed and shut down cleanly, as on SIGTERM.
+ * Under `npm start` npm is our parent, under `deno task start` the Deno launcher. If it is killed
+ * outright (SIGKILL cannot be forwarded), we would live on as an orphan holding the port and the
+ * data directory; instead, notice that the parent changed and shut down cleanly, as on SIGTERM.
  */
 function watchLauncher(stop: (reason: string) => void): void {
-  if (process.env.npm_lifecycle_event === undefined || typeof process.ppid !== "number") return;
+  const launched = process.env.npm_lifecycle_event !== undefined || process.env.PULSEDB_LAUNCHER !== undefined;
+  if (!launched || typeof process.ppid !== "number") return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid !== parent) {

@@ -6,7 +6,8 @@
  * - read: the checkout's `node_modules`, `src`, `package.json`, `deno.json`; `PULSE_DATA_DIR`
  *   (default `./data`); `PULSE_ADMIN_TOKEN_FILE` and `PULSE_AUDIT_LOG` when set;
  * - write: `PULSE_DATA_DIR`; `PULSE_AUDIT_LOG` when set;
- * - ffi: `node_modules` (nodejs-polars); net, env, and the few sys calls Polars makes.
+ * - ffi: `node_modules` (nodejs-polars); net, env, and the few sys calls Polars makes;
+ * - run: Deno ties signal 0 (the LOCK's liveness check of the pid it names) to it; no subprocess is started.
  *
  * It behaves like exec: stdio is the server's, SIGTERM/SIGINT/SIGHUP are passed on to it, and the
  * launcher exits with the server's exit code (128 + the signal number if a signal ended it).
@@ -70,6 +71,9 @@ export function denoPermissionFlags(
     "--allow-net",
     `--allow-ffi=${withReal(path.join(root, "node_modules")).join(",")}`,
     "--allow-sys=cpus,networkInterfaces,hostname,osRelease",
+    // The LOCK's liveness check sends signal 0 to the pid it names, which Deno ties to run
+    // permission; pulsedb starts no subprocess.
+    "--allow-run",
     `--allow-read=${read.join(",")}`,
     `--allow-write=${write.join(",")}`,
   ];
@@ -78,7 +82,10 @@ export function denoPermissionFlags(
 /** The part of the Deno namespace the launcher uses (declared here: the project type-checks against Node). */
 interface DenoRuntime {
   execPath(): string;
-  Command: new (cmd: string, opts: { args: string[]; stdin: "inherit"; stdout: "inherit"; stderr: "inherit" }) => {
+  Command: new (
+    cmd: string,
+    opts: { args: string[]; env: Record<string, string>; stdin: "inherit"; stdout: "inherit"; stderr: "inherit" },
+  ) => {
     spawn(): { kill(signal: string): void; status: Promise<{ code: number; signal: string | null }> };
   };
   addSignalListener(signal: string, handler: () => void): void;
@@ -112,6 +119,8 @@ if ((import.meta as { main?: boolean }).main) {
   const local = path.join(root, "node_modules", "deno", "deno");
   const child = new deno.Command(fs.existsSync(local) ? local : deno.execPath(), {
     args: ["run", ...flags, ...process.argv.slice(2), path.join(root, "src", "main.ts")],
+    // The server watches for this launcher's death (SIGKILL cannot be forwarded) and stops itself.
+    env: { PULSEDB_LAUNCHER: String(process.pid) }, // added to the inherited environment
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -119,6 +128,12 @@ if ((import.meta as { main?: boolean }).main) {
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) {
     deno.addSignalListener(signal, () => child.kill(signal));
   }
+  // If `deno task` above us is killed outright, stop the server as on SIGTERM instead of leaving it
+  // running as an orphan (the server likewise watches this launcher).
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) child.kill("SIGTERM");
+  }, 500);
   const status = await child.status;
   const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
   deno.exit(status.signal === null ? status.code : 128 + (numbers[status.signal] ?? 0));

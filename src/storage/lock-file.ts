@@ -109,7 +109,10 @@ async function clearStaleLock(dataDir: string, lock: string): Promise<void> {
   const [pidText, started] = text.trim().split(" ");
   const pid = Number(pidText);
   const inUse = () => new Error(`data directory ${dataDir} is in use by process ${pid} (${lock}); stop it first`);
-  if (pid && pid !== process.pid && isAlive(pid) && (started === undefined || startTime(pid) === started)) {
+  // A start time we cannot read (no /proc, or a runtime that may not read it) proves nothing: then
+  // only the pid decides, and a live pid keeps the lock.
+  const now = pid ? startTime(pid) : undefined;
+  if (pid && pid !== process.pid && isAlive(pid) && (started === undefined || now === undefined || now === started)) {
     throw inUse();
   }
   // Stale: move it away under a name only this process uses, then check that it was that file.
@@ -156,11 +159,16 @@ function startTime(pid: number): string | undefined {
   }
 }
 
+/**
+ * Whether process `pid` exists (signal 0). Only ESRCH ("no such process") means gone: any other
+ * failure, EPERM or a runtime that may not send signals (Deno without run permission), keeps the
+ * lock, since taking a live process's directory would lose its acknowledged writes.
+ */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
 }

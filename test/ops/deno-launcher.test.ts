@@ -87,4 +87,70 @@ describe("deno task start", { skip: fs.existsSync(DENO) ? false : "no deno binar
       }
     },
   );
+
+  it(
+    "a second server on a data directory in use is refused, and the first keeps serving its readings",
+    { timeout: 120_000 },
+    async () => {
+      const outside = fs.mkdtempSync(path.join(os.tmpdir(), "pulsedb-lock-"));
+      const dataDir = path.join(outside, "data");
+      const first = startDaemon({ PULSE_DATA_DIR: dataDir }, { cmd: DENO, args: ["task", "start"] });
+      let second: ReturnType<typeof startDaemon> | undefined;
+      try {
+        const base = (await first.waitFor((l) => l.msg === "listening")).url as string;
+        await first.waitFor((l) => l.msg === "ready");
+        second = startDaemon({ PULSE_DATA_DIR: dataDir }, { cmd: DENO, args: ["task", "start"] });
+        const served = await second.waitFor((l) => l.msg === "ready").then(() => true, () => false);
+        assert.equal(served, false, "the second server must not start");
+        const { code } = await second.exited;
+        assert.notEqual(code, 0);
+        assert.match(second.stderr(), /in use by process/);
+        const res = await postJson(base, {
+          user_id: "u1",
+          device_id: "device_a",
+          timestamp: "2024-01-15T10:00:00Z",
+          heart_rate: 70,
+        });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        assert.ok(fs.existsSync(path.join(dataDir, "LOCK")), "the refused server left the first one's LOCK alone");
+      } finally {
+        second?.kill("SIGKILL");
+        first.kill("SIGKILL");
+        await first.exited;
+        removeDir(outside);
+      }
+    },
+  );
+
+  it(
+    "a SIGKILL of the task leaves no server behind: the server notices and shuts down cleanly",
+    { timeout: 120_000 },
+    async () => {
+      const outside = fs.mkdtempSync(path.join(os.tmpdir(), "pulsedb-orphan-"));
+      const dataDir = path.join(outside, "data");
+      const d = startDaemon({ PULSE_DATA_DIR: dataDir }, { cmd: DENO, args: ["task", "start"] });
+      try {
+        const base = (await d.waitFor((l) => l.msg === "listening")).url as string;
+        await d.waitFor((l) => l.msg === "ready");
+        d.kill("SIGKILL");
+        await d.exited;
+        // The server is gone once it stops answering and its LOCK is released (a clean close).
+        const deadline = Date.now() + 30_000;
+        let gone = false;
+        while (!gone && Date.now() < deadline) {
+          try {
+            const r = await fetch(`${base}/health`);
+            await r.body?.cancel();
+          } catch {
+            gone = !fs.existsSync(path.join(dataDir, "LOCK"));
+          }
+          if (!gone) await new Promise((r) => setTimeout(r, 100)); // poll interval, not synchronisation
+        }
+        assert.ok(gone, "the server stopped and released its LOCK after the task was killed");
+      } finally {
+        removeDir(outside);
+      }
+    },
+  );
 });
