@@ -22,7 +22,7 @@ import { problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
 import type { QueryResult } from "../query/query.ts";
 import { parseDeleteParams, parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
-import { readBody } from "./read-body.ts";
+import { BodyReadError, readBody } from "./read-body.ts";
 import { Gate } from "./gate.ts";
 import { DASHBOARD_PATHS, dashboardRoutes } from "./dashboard.ts";
 import type { AccessControl } from "./auth.ts";
@@ -315,6 +315,11 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound((c) => problemResponse(problem(404, "Not Found", `No route for ${c.req.method} ${c.req.path}.`)));
 
   app.onError((err, c) => {
+    if (err instanceof BodyReadError) {
+      return problemResponse(
+        problem(400, "Bad Request", "The request body could not be read whole (it ended before its Content-Length)."),
+      );
+    }
     log.error("unhandled error", { err, method: c.req.method, path: c.req.path });
     return problemResponse(problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged."));
   });

@@ -21,8 +21,18 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
   }
 }
 
+/** The body could not be read whole: the client closed the connection early, or sent a broken body. */
+export class BodyReadError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`the request body could not be read: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = "BodyReadError";
+  }
+}
+
 /**
  * The body's bytes, or `undefined` when it is larger than `limit` bytes.
+ *
+ * @throws BodyReadError when the body ends before its Content-Length or cannot be read.
  *
  * @example
  * ```ts
@@ -31,6 +41,14 @@ async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
  * ```
  */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array | undefined> {
+  try {
+    return await readWhole(req, limit);
+  } catch (err) {
+    throw new BodyReadError(err);
+  }
+}
+
+async function readWhole(req: Request, limit: number): Promise<Uint8Array | undefined> {
   const length = req.headers.get("content-length");
   if (length !== null && !req.headers.has("transfer-encoding")) {
     const n = Number(length);
