@@ -214,6 +214,9 @@ const schema = z.object({
  */
 export const ENV_SCHEMA: typeof schema = schema;
 
+/** Variables whose values are never printed. */
+const SECRET_VARIABLES = new Set(["PULSE_ADMIN_TOKEN"]);
+
 /**
  * Reads and validates the configuration.
  *
@@ -233,7 +236,12 @@ export function loadConfig(env: Record<string, string | undefined> = readEnv()):
   }
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${String(i.path[0] ?? "?")}: ${i.message}`);
+    // Each issue names the variable and the value given (never a secret's value).
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? "?");
+      const shown = SECRET_VARIABLES.has(name) || cleaned[name] === undefined ? name : `${name}=${cleaned[name]}`;
+      return `${shown}: ${i.message}`;
+    });
     throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
   }
   const e = parsed.data;
