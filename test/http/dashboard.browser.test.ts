@@ -19,6 +19,14 @@ import { dashboardRoutes } from "../../src/http/dashboard.ts";
 import { type RunningServer, serve } from "../../src/http/serve.ts";
 import { tempDir, testApp } from "../support/harness.ts";
 
+/** The uPlot instance the page exposes for tests (only the parts read here). */
+interface PlotHandle {
+  data: number[][];
+  ctx: CanvasRenderingContext2D;
+  over: HTMLElement;
+  cursor: { idx: number };
+  valToPos(value: number, scale: string, canvasPixels?: boolean): number;
+}
 const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 const CHROMIUM = findChromium();
 const ARGS = [
@@ -204,7 +212,7 @@ describe("dashboard in Chromium", { skip }, () => {
     for (const [hour, device] of [[13, "device_b"], [10, "device_a"]] as const) {
       const ms = DAY_START + hour * HOUR;
       const px = await page.evaluate((ms) => {
-        const u = (window as any).pulsedbPlot;
+        const u = (globalThis as unknown as { pulsedbPlot: PlotHandle }).pulsedbPlot;
         const i = u.data[0].indexOf(ms / 1000);
         const x = Math.round(u.valToPos(u.data[0][i], "x", true));
         const y = Math.round(u.valToPos(u.data[1][i], "y", true));
@@ -219,7 +227,7 @@ describe("dashboard in Chromium", { skip }, () => {
 
     // Hover readout: local time and UTC, value, device.
     const pos = await page.evaluate((ms) => {
-      const u = (window as any).pulsedbPlot;
+      const u = (globalThis as unknown as { pulsedbPlot: PlotHandle }).pulsedbPlot;
       const i = u.data[0].indexOf(ms / 1000);
       const r = u.over.getBoundingClientRect();
       return { x: r.left + u.valToPos(u.data[0][i], "x"), y: r.top + u.valToPos(u.data[1][i], "y") };
@@ -230,7 +238,7 @@ describe("dashboard in Chromium", { skip }, () => {
     const text = await readout.innerText();
     // Buckets are under a pixel apart here: read the one the cursor landed on (13:00, give or take).
     const minute = await page.evaluate((start) => {
-      const u = (window as any).pulsedbPlot;
+      const u = (globalThis as unknown as { pulsedbPlot: PlotHandle }).pulsedbPlot;
       return Math.round((u.data[0][u.cursor.idx] * 1000 - start) / 60_000);
     }, DAY_START);
     assert.ok(Math.abs(minute - 13 * 60) <= 2, `hovered minute ${minute}`);

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-window -- browser code: `window` is the page's global
 // pulsedb dashboard: charts one user's heart rate from GET /metrics/heart-rate with uPlot.
 // Plain browser JavaScript, no build step. The view lives in the URL's query string, so it can be
 // shared; the user id is remembered in localStorage, the access token in sessionStorage only.
@@ -569,7 +570,7 @@
           width: 2,
           points: {
             show: true,
-            filter: (u, si) => shown?.dots[si - 2] ?? null,
+            filter: (_u, si) => shown?.dots[si - 2] ?? null,
             size,
             width: 1,
             stroke: colourOf(d),
@@ -586,7 +587,7 @@
   }
 
   /** Time axis labels in the reader's locale: times, with the date under the first tick of each day. */
-  function timeTicks(u, splits, axisIdx, space, incr) {
+  function timeTicks(_u, splits, _axisIdx, _space, incr) {
     let prevDay = "";
     return splits.map((s) => {
       const d = new Date(s * 1000);
@@ -600,7 +601,7 @@
     });
   }
 
-  function yRange(u, min, max) {
+  function yRange(_u, min, max) {
     if (min === null || max === null) return [40, 120];
     const span = Math.max(10, max - min);
     return [Math.max(0, Math.floor((min - span * 0.1) / 5) * 5), Math.ceil((max + span * 0.1) / 5) * 5];
