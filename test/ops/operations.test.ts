@@ -4,7 +4,6 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { testConfig } from "../../src/ops/config.ts";
@@ -14,11 +13,11 @@ import { createLogger, silentLogger } from "../../src/ops/logger.ts";
 import { Metrics, REJECT_REASONS } from "../../src/ops/metrics.ts";
 import { openPulseDb, type PulseDb } from "../../src/pulsedb.ts";
 import { parseReadingsBody } from "../../src/http/validation.ts";
-import { isDeno, runArgs } from "../support/child.ts";
+import { isDeno } from "../support/child.ts";
 import { removeDir, tempDir, testApp } from "../support/harness.ts";
+import { startDaemon } from "../support/daemon.ts";
 
 const ROUTE = "/metrics/heart-rate";
-const REPO_ROOT = path.resolve(import.meta.dirname, "..", "..");
 
 // deno-lint-ignore no-explicit-any -- parsed JSON documents of any shape
 type Json = Record<string, any>;
@@ -493,73 +492,6 @@ describe("structured logs", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-interface Daemon {
-  lines: Json[];
-  /** Resolves with the first log line for which `pred` holds (or rejects when the process exits first). */
-  waitFor(pred: (line: Json) => boolean): Promise<Json>;
-  exited: Promise<{ code: number | null; signal: string | null }>;
-  stderr(): string;
-  kill(signal: NodeJS.Signals): void;
-}
-
-/** Starts `src/main.ts` on a free port with `env`; log lines are parsed as they arrive. */
-function startDaemon(env: Record<string, string>): Daemon {
-  const { cmd, args } = runArgs(path.join("src", "main.ts"));
-  const proc = spawn(cmd, args, {
-    cwd: REPO_ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", PULSE_LOG_LEVEL: "info", PULSE_COMPACTION: "off", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: Json[] = [];
-  let err = "";
-  let partial = "";
-  const waiters: Array<{ pred: (l: Json) => boolean; resolve: (l: Json) => void; reject: (e: Error) => void }> = [];
-  proc.stderr!.on("data", (chunk: Buffer) => {
-    const s = chunk.toString("utf8");
-    err += s;
-    const parts = (partial + s).split("\n");
-    partial = parts.pop() ?? "";
-    for (const p of parts) {
-      let o: Json;
-      try {
-        o = JSON.parse(p);
-      } catch {
-        continue; // the plain "pulsedb: ..." line of a failure
-      }
-      lines.push(o);
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        if (waiters[i].pred(o)) {
-          waiters[i].resolve(o);
-          waiters.splice(i, 1);
-        }
-      }
-    }
-  });
-  proc.stdout!.resume();
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-    proc.once("exit", (code, signal) => {
-      for (const w of waiters.splice(0)) {
-        w.reject(new Error(`pulsedb exited (${code ?? signal}) first; stderr:\n${err}`));
-      }
-      resolve({ code, signal });
-    });
-  });
-  return {
-    lines,
-    exited,
-    stderr: () => err,
-    kill: (signal) => proc.kill(signal),
-    waitFor(pred) {
-      const found = lines.find(pred);
-      if (found) return Promise.resolve(found);
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        return Promise.reject(new Error(`pulsedb already exited; stderr:\n${err}`));
-      }
-      return new Promise((resolve, reject) => waiters.push({ pred, resolve, reject }));
-    },
-  };
-}
 
 describe("the daemon (src/main.ts)", () => {
   it("logs its configuration once, recovers, becomes ready, and on SIGTERM turns unready, flushes and exits 0", async () => {
