@@ -18,7 +18,7 @@ import {
 import type { Logger } from "../ops/logger.ts";
 import type { HttpRoute, Metrics } from "../ops/metrics.ts";
 import { openApiJson } from "./openapi.ts";
-import { problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
+import { type Problem, problem, problemResponse, VALIDATION_TITLE } from "./problem.ts";
 import type { QueryResult } from "../query/query.ts";
 import { parseDeleteParams, parseQueryParams, parseReadingsBody, type ParseResult } from "./validation.ts";
 import { ARROW_STREAM_TYPE, parseArrowBody } from "./arrow-ingest.ts";
@@ -255,16 +255,7 @@ export function createApp(deps: AppDeps): Hono {
         );
       }
       if (err instanceof WalWriteError) {
-        return problemResponse(
-          problem(
-            503,
-            "Service Unavailable",
-            `The write-ahead log could not be written (${
-              (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"
-            }); the deletion was not acknowledged. Retry later.`,
-          ),
-          { "retry-after": "1" },
-        );
+        return problemResponse(walWriteProblem(err, "the deletion"), { "retry-after": "1" });
       }
       throw err;
     }
@@ -331,6 +322,16 @@ function constant<T>(value: T): () => T {
   return () => value;
 }
 
+/** The 503 for a write-ahead-log failure: `what` (the request, the deletion) was not acknowledged. */
+function walWriteProblem(err: WalWriteError, what: string): Problem {
+  const code = (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error";
+  return problem(
+    503,
+    "Service Unavailable",
+    `The write-ahead log could not be written (${code}); ${what} was not acknowledged. Retry later.`,
+  );
+}
+
 function unavailable(detail: string): Response {
   return problemResponse(problem(503, "Service Unavailable", detail), { "retry-after": "1" });
 }
@@ -387,13 +388,7 @@ function writeFailure(err: unknown, metrics: Metrics, n: number): Response {
   if (err instanceof WalWriteError) {
     metrics.reject("wal_error", n);
     return problemResponse(
-      problem(
-        503,
-        "Service Unavailable",
-        `The write-ahead log could not be written (${
-          (err.cause as NodeJS.ErrnoException)?.code ?? "I/O error"
-        }); the request was not acknowledged. Retry later.`,
-      ),
+      walWriteProblem(err, "the request"),
       {
         "retry-after": "1",
       },

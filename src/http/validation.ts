@@ -272,6 +272,25 @@ const QUERY_PARAMS = ["user_id", "device_id", "start", "end", "bucket"] as const
 /** A date-time whose offset sign was a "+" decoded to a space by form encoding. */
 const UNENCODED_PLUS = /^(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$/;
 
+/** The 400 for invalid query parameters, naming each parameter once. */
+function invalidParams(errors: FieldError[]) {
+  return {
+    ok: false,
+    status: 400,
+    title: VALIDATION_TITLE,
+    detail: `Invalid query parameters: ${[...new Set(errors.map((e) => e.path))].join(", ")}.`,
+    errors,
+  } as const;
+}
+
+/** An unencoded "+" of a time offset arrives decoded as a space; it can only mean "+", so put it back. */
+function restorePlus(raw: Record<string, string | undefined>): void {
+  for (const name of ["start", "end"] as const) {
+    const v = raw[name];
+    if (v !== undefined) raw[name] = v.replace(UNENCODED_PLUS, "$1+$2");
+  }
+}
+
 /**
  * Validates the query parameters of `GET /metrics/heart-rate`. `get(name)` returns a parameter's
  * value, or `undefined` when absent; for a repeated parameter it should return the first value
@@ -294,28 +313,15 @@ export function parseQueryParams(
   | { ok: false; status: 400; title: string; detail: string; errors: FieldError[] } {
   const raw: Record<string, string | undefined> = {};
   for (const name of QUERY_PARAMS) raw[name] = get(name) ?? undefined;
-  // An unencoded "+" in an offset (`start=2024-01-15T10:00:00+02:00` typed into curl) arrives
-  // decoded as a space; a space can only stand there for "+", so put it back.
-  for (const name of ["start", "end"] as const) {
-    const v = raw[name];
-    if (v !== undefined) raw[name] = v.replace(UNENCODED_PLUS, "$1+$2");
-  }
+  restorePlus(raw); // `start=2024-01-15T10:00:00+02:00` typed into curl, unencoded
   const res = querySchema.safeParse(raw);
-  const fail = (errors: FieldError[]) =>
-    ({
-      ok: false,
-      status: 400,
-      title: VALIDATION_TITLE,
-      detail: `Invalid query parameters: ${[...new Set(errors.map((e) => e.path))].join(", ")}.`,
-      errors,
-    }) as const;
   if (!res.success) {
     const errors = res.error.issues.map((issue) => ({ path: String(issue.path[0] ?? ""), message: issue.message }));
     // Report a reversed range too when both ends parsed.
     const start = raw.start === undefined ? undefined : parseTimestamp(raw.start);
     const end = raw.end === undefined ? undefined : parseTimestamp(raw.end);
     if (start !== undefined && end !== undefined && start >= end) errors.push(rangeError());
-    return fail(errors);
+    return invalidParams(errors);
   }
   const { user_id, device_id, bucket } = res.data;
   // Readings are stored at whole milliseconds, but a bound may be finer: compare the bounds exactly,
@@ -323,13 +329,13 @@ export function parseQueryParams(
   // (t >= 10.0005 ms  <=>  t >= 11 ms;  t < 10.0005 ms  <=>  t < 11 ms).
   const subStart = subMillisecondDigits(raw.start!);
   const subEnd = subMillisecondDigits(raw.end!);
-  if (compareExact(res.data.start, subStart, res.data.end, subEnd) >= 0) return fail([rangeError()]);
+  if (compareExact(res.data.start, subStart, res.data.end, subEnd) >= 0) return invalidParams([rangeError()]);
   const start = res.data.start + (subStart === "" ? 0 : 1);
   const end = res.data.end + (subEnd === "" ? 0 : 1);
   const bucketMs = BUCKET_MS[bucket];
   const count = Math.ceil(end / bucketMs) - Math.floor(start / bucketMs);
   if (count > MAX_BUCKETS) {
-    return fail([
+    return invalidParams([
       {
         path: "bucket",
         message:
@@ -391,18 +397,7 @@ export function parseDeleteParams(
   | { ok: false; status: 400; title: string; detail: string; errors: FieldError[] } {
   const raw: Record<string, string | undefined> = {};
   for (const name of ["user_id", "device_id", "start", "end"] as const) raw[name] = get(name) ?? undefined;
-  for (const name of ["start", "end"] as const) {
-    const v = raw[name];
-    if (v !== undefined) raw[name] = v.replace(UNENCODED_PLUS, "$1+$2");
-  }
-  const fail = (errors: FieldError[]) =>
-    ({
-      ok: false,
-      status: 400,
-      title: VALIDATION_TITLE,
-      detail: `Invalid query parameters: ${[...new Set(errors.map((e) => e.path))].join(", ")}.`,
-      errors,
-    }) as const;
+  restorePlus(raw);
   const res = deleteSchema.safeParse(raw);
   const errors: FieldError[] = res.success
     ? []
@@ -422,14 +417,14 @@ export function parseDeleteParams(
     const start = hasStart ? parseTimestamp(raw.start!) : undefined;
     const end = hasEnd ? parseTimestamp(raw.end!) : undefined;
     if (start !== undefined && end !== undefined && start >= end) errors.push(rangeError());
-    return fail(errors);
+    return invalidParams(errors);
   }
   const value: DeleteParams = { userId: res.data.user_id };
   if (res.data.device_id !== undefined) value.deviceId = res.data.device_id;
   if (hasStart) {
     const subStart = subMillisecondDigits(raw.start!);
     const subEnd = subMillisecondDigits(raw.end!);
-    if (compareExact(res.data.start!, subStart, res.data.end!, subEnd) >= 0) return fail([rangeError()]);
+    if (compareExact(res.data.start!, subStart, res.data.end!, subEnd) >= 0) return invalidParams([rangeError()]);
     value.start = res.data.start! + (subStart === "" ? 0 : 1);
     value.end = res.data.end! + (subEnd === "" ? 0 : 1);
   }
